@@ -1,0 +1,139 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCrashRestartBackoff: a crashing worker is restarted with a growing delay, capped.
+func TestCrashRestartBackoff(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(s.workerConfig("crash", 1, ""))
+	s.start()
+	got := s.waitLog(`msg="worker (failed|crash loop); restarting".*backoff=\S+`, 7)
+	re := regexp.MustCompile(`backoff=(\S+)`)
+	var delays []time.Duration
+	for _, l := range got {
+		d, err := time.ParseDuration(re.FindStringSubmatch(l)[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		delays = append(delays, d)
+	}
+	want := []time.Duration{50, 100, 200, 400, 800, 800, 800}
+	for i := range want {
+		want[i] *= time.Millisecond
+	}
+	if !slices.Equal(delays[:7], want) {
+		t.Errorf("restart delays %v, want %v", delays[:7], want)
+	}
+	if len(lines(s.log(), `msg="worker crash loop; restarting"`)) == 0 {
+		t.Error("the crash loop was not reported")
+	}
+}
+
+// TestStopSignalIgnored: a worker that ignores its stop signal is killed after the stop
+// timeout, and the master still exits, leaving nothing behind.
+func TestStopSignalIgnored(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(s.workerConfig("ignore-term", 2, ""))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	master := s.pid("baton.pid")
+	workers := s.waitWorkers(master, 2)
+	s.signal(master, syscall.SIGQUIT)
+	s.waitLog(`msg="worker did not stop in time; killing it"`, 2)
+	s.waitExit(20 * time.Second)
+	for _, w := range workers {
+		if alive(w) {
+			t.Errorf("worker %d survived", w)
+		}
+	}
+	if _, err := os.Stat(s.path("baton.pid")); !os.IsNotExist(err) {
+		t.Error("pid file left behind")
+	}
+}
+
+// TestNoFDLeaks: a worker holds its standard streams and its listeners, nothing else; the
+// master's fd count after 50 upgrades is what it was after one; nothing outlives a stop.
+func TestNoFDLeaks(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(s.workerConfig("fds", 2, `[upgrade]
+commit = "auto"
+soak = "0s"
+
+[[listen]]
+name = "admin"
+address = "unix:`+s.path("admin.sock")+`"
+`))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	first := s.pid("baton.pid")
+	checkWorkerFDs(t, s, first)
+
+	var counts []int
+	master := first
+	for i := 1; i <= 50; i++ {
+		s.signal(master, syscall.SIGUSR2)
+		s.waitLog(`msg="upgrade committed; the old master exits"`, i)
+		old := master
+		waitFor(t, 20*time.Second, func() bool { return !alive(old) }, "old master %d to exit", old)
+		master = s.pid("baton.pid")
+		s.waitWorkers(master, 2)
+		s.waitLog(fmt.Sprintf(`msg="upgrade committed: this master is in charge".* pid=%d\b`, master), 1)
+		fds, err := fdsOf(master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, len(fds))
+	}
+	if counts[0] != counts[49] {
+		t.Errorf("master fd count after 1 upgrade: %d, after 50: %d (%v)", counts[0], counts[49], counts)
+	}
+	checkWorkerFDs(t, s, master)
+
+	s.signal(master, syscall.SIGQUIT)
+	s.waitExit(20 * time.Second)
+}
+
+// checkWorkerFDs reads what the fds workers of master wrote at start: 0, 1, 2, then one
+// socket per listener.
+func checkWorkerFDs(t *testing.T, s *service, master int) {
+	t.Helper()
+	for _, w := range s.waitWorkers(master, 2) {
+		path := filepath.Join(s.dir, "fds-"+strconv.Itoa(w))
+		var b []byte
+		waitFor(t, 10*time.Second, func() bool {
+			var err error
+			b, err = os.ReadFile(path)
+			return err == nil && len(b) > 0
+		}, "worker %d to list its fds", w)
+		var fds []int
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.Fields(l)
+			fd, _ := strconv.Atoi(f[0])
+			fds = append(fds, fd)
+			if fd > 2 && !strings.HasPrefix(f[1], "socket:") {
+				t.Errorf("worker %d fd %d is %s, not a socket", w, fd, f[1])
+			}
+		}
+		slices.Sort(fds)
+		if want := []int{0, 1, 2, 3, 4}; !slices.Equal(fds, want) {
+			t.Errorf("worker %d has fds %v, want %v:\n%s", w, fds, want, b)
+		}
+	}
+}
+
+func readFile(p string) (string, error) { b, err := os.ReadFile(p); return string(b), err }
+func itoa(i int) string                 { return strconv.Itoa(i) }
+func equalInts(a, b []int) bool         { return slices.Equal(a, b) }

@@ -1,0 +1,37 @@
+// Package supervisor is baton's master process: it holds the listening sockets, runs N
+// workers of the user's command on them, and upgrades, reloads and rolls back without
+// closing a listener, the way nginx's master does, for any server program.
+//
+// # Process model
+//
+// A master runs one generation of itself. It starts workers through a small exec shim (the
+// master's own binary re-executed) so that each worker gets its sockets with the systemd
+// protocol: LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID equal to the worker's own pid, and
+// NOTIFY_SOCKET naming the master's own notify socket, never systemd's.
+//
+// On SIGUSR2 the master (the old one, O) starts its binary again from the path it was
+// started with, detached: the new master (N) is cloned with CLONE_PARENT, so it is a child of
+// whatever started O (systemd, a subreaper, a shell), never of O. O hands N its listeners
+// over an inherited socketpair; N starts its workers and reports ready; O then commits
+// (retires its workers and exits) or, if N fails, rolls back.
+//
+// # Invariants
+//
+//   - Every master is a direct child of the service manager (or of whatever started the
+//     first one); no master is another master's child.
+//   - At most one upgrade is in flight; at most one generation is not ready.
+//   - The old master stays in charge (pid file, and under systemd MainPID) until the upgrade
+//     is committed; a new master that exits or is not ready in time changes nothing.
+//   - One goroutine, Master.Run's loop, owns all state; every other goroutine only posts
+//     events to it.
+//   - Every file descriptor has one owner. A worker holds its standard streams and the
+//     listeners meant for it, nothing else.
+//   - A bad config on SIGHUP keeps the old workers serving; new workers replace old ones
+//     only once every new one is ready.
+//
+// Signals follow nginx: HUP reload, USR2 upgrade, WINCH stop workers, QUIT graceful stop or
+// commit, TERM/INT fast stop, USR1 reopen logs. See the README's signal table.
+//
+// See also: nginx(8) "Controlling nginx", sd_listen_fds(3), sd_notify(3),
+// clone(2) CLONE_PARENT, pidfd_open(2).
+package supervisor

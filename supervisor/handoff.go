@@ -1,0 +1,163 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/baton-supervisor/baton/fdstore"
+)
+
+// The handoff protocol between an old master (O) and the new master (N) it starts on
+// SIGUSR2, over an inherited SOCK_SEQPACKET socketpair (fd 3 in N, named by
+// BATON_UPGRADE_FD). One JSON object per packet:
+//
+//	O → N  {"type":"hello","generation":2,"old_pid":…,"config":…,"watchdog_usec":…}
+//	O → N  the listeners, by name (fdstore.Send: SCM_RIGHTS)
+//	N → O  {"type":"ready"}              every worker of N is ready
+//	N → O  {"type":"error","reason":…}   N gives up (then exits)
+//	O → N  {"type":"commit"}             O has retired its workers and exits: N is in charge
+//
+// N learns that O is gone, committed or not, from end-of-file; O learns that N is gone
+// from N's pidfd.
+
+const upgradeFDEnv = "BATON_UPGRADE_FD"
+
+// handoffTimeout bounds each blocking step of the handshake, so that a broken peer can
+// never wedge a master.
+const handoffTimeout = 10 * time.Second
+
+type handoffMsg struct {
+	Type         string `json:"type"`
+	Generation   int    `json:"generation,omitempty"`
+	OldPID       int    `json:"old_pid,omitempty"`
+	Config       string `json:"config,omitempty"`
+	WatchdogUsec uint64 `json:"watchdog_usec,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+func sendMsg(conn *net.UnixConn, msg handoffMsg) error {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	conn.SetWriteDeadline(time.Now().Add(handoffTimeout))
+	_, err = conn.Write(b)
+	return err
+}
+
+func readMsg(conn *net.UnixConn) (handoffMsg, error) {
+	var msg handoffMsg
+	buf := make([]byte, 64<<10)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return msg, err
+	}
+	if err := json.Unmarshal(buf[:n], &msg); err != nil {
+		return msg, fmt.Errorf("handoff: bad message: %w", err)
+	}
+	return msg, nil
+}
+
+// parent is a new master's link to the old master, until the upgrade is committed.
+type parent struct {
+	conn      *net.UnixConn
+	readySent bool
+}
+
+// joinOldMaster is N's side of the handshake: it takes the socket named by fdEnv, reads
+// hello and the listeners.
+func joinOldMaster(fdEnv string) (*parent, handoffMsg, []*fdstore.Listener, error) {
+	var hello handoffMsg
+	fd, err := strconv.Atoi(fdEnv)
+	if err != nil || fd < 3 {
+		return nil, hello, nil, fmt.Errorf("handoff: bad %s=%q", upgradeFDEnv, fdEnv)
+	}
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "handoff")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, hello, nil, fmt.Errorf("handoff: %w", err)
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, hello, nil, fmt.Errorf("handoff: fd %d is not a unix socket", fd)
+	}
+	conn.SetReadDeadline(time.Now().Add(handoffTimeout))
+	hello, err = readMsg(conn)
+	if err == nil && hello.Type != "hello" {
+		err = fmt.Errorf("handoff: expected hello, got %q", hello.Type)
+	}
+	var ls []*fdstore.Listener
+	if err == nil {
+		ls, err = fdstore.Receive(conn)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, hello, nil, fmt.Errorf("handoff from the old master: %w", err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	return &parent{conn: conn}, hello, ls, nil
+}
+
+func (p *parent) send(msg handoffMsg) error { return sendMsg(p.conn, msg) }
+
+// read waits for the old master's commit, or for it to go away.
+func (p *parent) read(m *Master) {
+	for {
+		msg, err := readMsg(p.conn)
+		if err != nil {
+			m.post(func() { m.onParentGone(p) })
+			return
+		}
+		if msg.Type == "commit" {
+			m.post(func() { m.onCommitted(p) })
+		}
+	}
+}
+
+// ready tells the old master that every worker of this generation is ready.
+func (p *parent) ready(m *Master) {
+	if err := p.send(handoffMsg{Type: "ready"}); err != nil {
+		m.log.Error("cannot tell the old master we are ready", "err", err)
+		return
+	}
+	p.readySent = true
+	m.log.Info("ready; waiting for the old master to commit the upgrade")
+}
+
+func (m *Master) onCommitted(p *parent) {
+	if m.parent != p {
+		return
+	}
+	m.parent = nil
+	p.conn.Close()
+	m.log.Info("upgrade committed: this master is in charge")
+}
+
+func (m *Master) onParentGone(p *parent) {
+	if m.parent != p {
+		return
+	}
+	m.parent = nil
+	p.conn.Close()
+	m.log.Warn("the old master went away before it committed the upgrade; this master is in charge")
+}
+
+// failStart is a new master whose first workers failed: it tells the old master why and
+// exits, so that the old master rolls back at once instead of waiting for its timeout.
+func (m *Master) failStart(reason string) {
+	m.log.Error("upgrade failed: new workers did not become ready", "reason", reason)
+	m.parent.send(handoffMsg{Type: "error", Reason: reason})
+	m.exitCode = 1
+	m.fastStop()
+}

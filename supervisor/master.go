@@ -1,0 +1,413 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/baton-supervisor/baton/config"
+	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/sdnotify"
+)
+
+// Options wire a Master to its command line. cmd/baton fills them; nothing else does.
+type Options struct {
+	// Load reads the configuration: the file and the command-line flags over it. It is
+	// called at start and again on every SIGHUP reload.
+	Load func() (*config.Config, error)
+	// Exe is the path a new master is started from on SIGUSR2 (see Executable).
+	Exe string
+	// Args are the new master's arguments, without argv[0]: the same as this master's.
+	Args []string
+	// Logger receives every log line; the master adds "generation" and "pid".
+	Logger *slog.Logger
+	// Version is logged when the master starts.
+	Version string
+}
+
+type stopKind int
+
+const (
+	running  stopKind = iota
+	graceful          // QUIT: workers drain, then the master exits
+	fast              // TERM/INT: workers get SIGTERM and a short grace, then SIGKILL
+)
+
+// fastStopGrace is how long a fast stop waits after SIGTERM before SIGKILL, as nginx does.
+const fastStopGrace = time.Second
+
+// Master is one generation of baton's master process. Create it with New, then call Run
+// once; all its fields belong to Run's loop.
+type Master struct {
+	opts    Options
+	log     *slog.Logger
+	pid     int
+	gen     int
+	dir     string // working directory at start
+	shimExe string
+	cfg     *config.Config
+
+	listeners []*fdstore.Listener // owned; the set the current workers were given
+	notify    *sdnotify.Server
+
+	poolSeq  int
+	current  *pool   // the workers serving now; nil after WINCH
+	retiring []*pool // old workers draining
+	reload   *reload // a HUP in flight
+
+	stopping stopKind
+	up       *upgrade // as the old master: the upgrade in flight
+	parent   *parent  // as a new master: the link to the old one, until commit
+	everUp   bool     // the first pool has been ready once
+	lastErr  string
+
+	sigs     chan os.Signal
+	events   chan func()
+	done     chan struct{}
+	quit     bool
+	exitCode int
+}
+
+// Signals is the set of signals a master handles; cmd/baton subscribes to them first
+// thing, so that none of them kills the process with its default action during start-up.
+var Signals = []os.Signal{
+	syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT,
+	syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1,
+}
+
+// New prepares a master: it reads the configuration, takes its listeners (from an old
+// master during an upgrade, else from socket activation and the config), opens the
+// workers' notify socket and writes the pid file. sigs must already be subscribed to
+// Signals. On error nothing is left open.
+func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
+	m = &Master{
+		opts: opts, pid: os.Getpid(), gen: 1, shimExe: "/proc/self/exe",
+		sigs: sigs, events: make(chan func(), 64), done: make(chan struct{}),
+	}
+	m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
+	if m.dir, err = os.Getwd(); err != nil {
+		return nil, fmt.Errorf("working directory: %w", err)
+	}
+	var inherited []*fdstore.Listener
+	defer func() {
+		if err != nil {
+			closeAll(inherited)
+			closeAll(m.listeners)
+			if m.notify != nil {
+				m.notify.Close()
+			}
+			if m.parent != nil {
+				m.parent.conn.Close()
+			}
+		}
+	}()
+	if fd := os.Getenv(upgradeFDEnv); fd != "" {
+		os.Unsetenv(upgradeFDEnv)
+		var hello handoffMsg
+		m.parent, hello, inherited, err = joinOldMaster(fd)
+		if err != nil {
+			return nil, err
+		}
+		m.gen = hello.Generation
+		m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
+		m.log.Info("new master started by upgrade", "old_pid", hello.OldPID, "listeners", len(inherited))
+	} else {
+		inherited, err = fdstore.Activation(true)
+		if err != nil {
+			return nil, fmt.Errorf("socket activation: %w", err)
+		}
+	}
+	m.log.Info("master starting", "version", opts.Version, "exe", opts.Exe)
+	if m.cfg, err = opts.Load(); err != nil {
+		return nil, err
+	}
+	if err = precheck(m.cfg); err != nil {
+		return nil, err
+	}
+	use, unused, err := fdstore.Resolve(specs(m.cfg), inherited)
+	if err != nil {
+		return nil, err
+	}
+	inherited = nil
+	closeAll(unused)
+	m.listeners = use
+	if m.notify, err = sdnotify.Listen(""); err != nil {
+		return nil, fmt.Errorf("worker notify socket: %w", err)
+	}
+	if m.cfg.PIDFile != "" {
+		if err = WritePIDFile(m.cfg.PIDFile, m.pid); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Run starts the workers and runs the master loop until the master stops, and returns the
+// process exit code. It closes everything it owns before it returns.
+func (m *Master) Run() int {
+	defer m.cleanup()
+	go m.receiveNotify()
+	if m.parent != nil {
+		go m.parent.read(m)
+	}
+	for _, l := range m.listeners {
+		m.log.Info("listening", "name", l.Name, "network", l.Network, "address", l.Addr, "source", l.Source.String())
+	}
+	if err := m.startCurrent(m.cfg); err != nil {
+		m.log.Error("cannot start workers", "err", err)
+		if m.parent != nil {
+			m.parent.send(handoffMsg{Type: "error", Reason: err.Error()})
+		}
+		return 1
+	}
+	for !m.quit {
+		select {
+		case s := <-m.sigs:
+			m.onSignal(s)
+		case fn := <-m.events:
+			fn()
+		}
+		m.progress()
+	}
+	return m.exitCode
+}
+
+// post hands fn to the master loop. Safe from any goroutine; dropped once Run returned.
+func (m *Master) post(fn func()) {
+	select {
+	case m.events <- fn:
+	case <-m.done:
+	}
+}
+
+func (m *Master) cleanup() {
+	close(m.done)
+	for _, p := range m.allPools() {
+		for _, w := range p.live() {
+			w.signal(syscall.SIGKILL)
+		}
+		p.cancelRestarts()
+	}
+	m.notify.Close()
+	closeAll(m.listeners)
+	if m.parent != nil {
+		m.parent.conn.Close()
+	}
+	if m.cfg.PIDFile != "" {
+		if err := RemovePIDFile(m.cfg.PIDFile, m.pid); err != nil {
+			m.log.Warn("cannot remove pid file", "err", err)
+		}
+		RemovePIDFile(m.cfg.PIDFile+OldbinSuffix, m.pid)
+	}
+	m.log.Info("master exited", "code", m.exitCode)
+}
+
+func (m *Master) onSignal(s os.Signal) {
+	m.log.Info("signal received", "signal", signalName(s))
+	switch s {
+	case syscall.SIGHUP:
+		m.onHUP()
+	case syscall.SIGUSR2:
+		m.startUpgrade()
+	case syscall.SIGWINCH:
+		m.stopWorkers()
+	case syscall.SIGQUIT:
+		m.onQUIT()
+	case syscall.SIGTERM, syscall.SIGINT:
+		m.fastStop()
+	case syscall.SIGUSR1:
+		for _, p := range m.allPools() {
+			for _, w := range p.live() {
+				w.signal(syscall.SIGUSR1)
+			}
+		}
+	}
+}
+
+func (m *Master) onHUP() {
+	switch {
+	case m.stopping != running:
+		m.log.Warn("HUP ignored: the master is stopping")
+	case m.up != nil:
+		m.rollbackWorkers()
+	default:
+		m.startReload()
+	}
+}
+
+// stopWorkers is WINCH: the workers drain and exit, the listeners stay open, the master
+// stays. HUP brings workers back.
+func (m *Master) stopWorkers() {
+	if m.reload != nil {
+		m.failReload("WINCH received")
+	}
+	if m.current == nil {
+		m.log.Info("WINCH: no workers running")
+		return
+	}
+	m.log.Info("WINCH: stopping workers gracefully; listeners stay open")
+	m.retire(m.current, false)
+	m.current = nil
+}
+
+func (m *Master) onQUIT() {
+	if m.up != nil {
+		m.requestCommit()
+		return
+	}
+	if m.parent != nil {
+		m.log.Warn("QUIT before the upgrade was committed: exiting gracefully; the old master takes over (rollback)")
+	}
+	m.gracefulStop()
+}
+
+func (m *Master) gracefulStop() {
+	if m.stopping != running {
+		return
+	}
+	m.stopping = graceful
+	m.log.Info("graceful stop: workers drain")
+	if m.reload != nil {
+		m.failReload("stopping")
+	}
+	for _, p := range m.allPools() {
+		m.retire(p, false)
+	}
+	m.current = nil
+}
+
+// fastStop is TERM/INT: every worker gets SIGTERM and fastStopGrace, then SIGKILL; a new
+// master of an upgrade in flight is stopped too.
+func (m *Master) fastStop() {
+	if m.stopping == fast {
+		return
+	}
+	m.stopping = fast
+	m.log.Info("fast stop")
+	if m.reload != nil {
+		m.failReload("stopping")
+	}
+	for _, p := range m.allPools() {
+		m.retire(p, true)
+	}
+	m.current = nil
+	if m.up != nil {
+		m.up.stop()
+	}
+}
+
+// progress is run after every event: it moves every piece of state that waits on others.
+func (m *Master) progress() {
+	if r := m.reload; r != nil && r.pool.allReady() {
+		m.commitReload()
+	}
+	if p := m.current; p != nil && !p.ready && p.allReady() {
+		p.ready = true
+		m.onReady()
+	}
+	for i := 0; i < len(m.retiring); {
+		if m.retiring[i].empty() {
+			m.retiring = append(m.retiring[:i], m.retiring[i+1:]...)
+			continue
+		}
+		i++
+	}
+	if m.up != nil && m.up.state == upCommitting && m.current == nil && m.reload == nil && len(m.retiring) == 0 {
+		m.finishCommit()
+	}
+	if m.stopping != running && m.current == nil && m.reload == nil && len(m.retiring) == 0 && m.up == nil {
+		m.quit = true
+	}
+}
+
+// onReady runs when the current pool has every worker ready for the first time.
+func (m *Master) onReady() {
+	m.log.Info("workers ready", "workers", len(m.current.workers))
+	if !m.everUp {
+		m.everUp = true
+		if m.parent != nil {
+			m.parent.ready(m)
+		}
+	}
+}
+
+func (m *Master) allPools() []*pool {
+	var ps []*pool
+	if m.current != nil {
+		ps = append(ps, m.current)
+	}
+	if m.reload != nil {
+		ps = append(ps, m.reload.pool)
+	}
+	return append(ps, m.retiring...)
+}
+
+func (m *Master) receiveNotify() {
+	for {
+		msg, err := m.notify.Receive()
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		m.post(func() { m.onNotify(msg) })
+	}
+}
+
+// onNotify takes a datagram from the workers' notify socket. Only a live worker of this
+// master may speak, and only for itself: the kernel-checked sender pid must be one.
+func (m *Master) onNotify(msg sdnotify.Message) {
+	var w *worker
+	for _, p := range m.allPools() {
+		if w = p.byPID(int(msg.PID)); w != nil {
+			break
+		}
+	}
+	if w == nil {
+		m.log.Debug("notify message from a process that is not a worker dropped", "sender", msg.PID)
+		return
+	}
+	if s, ok := msg.Get("STATUS"); ok {
+		w.status = s
+	}
+	if v, ok := msg.Get("READY"); ok && v == "1" && w.state == workerStarting {
+		m.markReady(w)
+	}
+}
+
+func closeAll(ls []*fdstore.Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+func specs(c *config.Config) []fdstore.Spec {
+	ss := make([]fdstore.Spec, len(c.Listeners))
+	for i, l := range c.Listeners {
+		ss[i] = fdstore.Spec{Name: l.Name, Network: l.Network, Address: l.Address, Mode: l.Mode, Owner: l.Owner, Group: l.Group, Backlog: l.Backlog}
+	}
+	return ss
+}
+
+func signalName(s os.Signal) string {
+	if sig, ok := s.(syscall.Signal); ok {
+		if n, ok := signalNames[sig]; ok {
+			return n
+		}
+		return "signal " + strconv.Itoa(int(sig))
+	}
+	return s.String()
+}
+
+var signalNames = map[syscall.Signal]string{
+	syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGKILL: "KILL",
+	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGTERM: "TERM", syscall.SIGWINCH: "WINCH",
+}

@@ -1,0 +1,113 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/baton-supervisor/baton/config"
+	"github.com/baton-supervisor/baton/fdstore"
+)
+
+// A pool is one set of workers started from one config: the master's current workers, or
+// the candidates of a reload, or old workers retiring. The master loop owns it.
+type pool struct {
+	id        int // 1 for the master's first pool, +1 for each reload
+	cfg       config.Worker
+	cred      *syscall.Credential
+	listeners []*fdstore.Listener // not owned: the master owns its listeners
+	workers   []*worker           // by slot-1; nil while a slot waits to restart
+	failures  []int               // consecutive failed starts per slot
+	restart   []*time.Timer       // pending restarts per slot
+	ready     bool                // every slot has been ready at least once
+	retiring  bool                // asked to stop; no slot restarts
+}
+
+func newPool(id int, cfg config.Worker, cred *syscall.Credential, ls []*fdstore.Listener) *pool {
+	return &pool{
+		id: id, cfg: cfg, cred: cred, listeners: ls,
+		workers:  make([]*worker, cfg.Count),
+		failures: make([]int, cfg.Count),
+		restart:  make([]*time.Timer, cfg.Count),
+	}
+}
+
+// live returns the workers that have not exited.
+func (p *pool) live() []*worker {
+	var ws []*worker
+	for _, w := range p.workers {
+		if w != nil {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
+// readyCount counts the slots whose worker is ready now.
+func (p *pool) readyCount() int {
+	n := 0
+	for _, w := range p.workers {
+		if w != nil && w.state == workerReady {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *pool) allReady() bool { return p.readyCount() == len(p.workers) }
+
+// empty reports whether no worker of the pool is alive and none is due to restart.
+func (p *pool) empty() bool {
+	for i, w := range p.workers {
+		if w != nil || p.restart[i] != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *pool) cancelRestarts() {
+	for i, t := range p.restart {
+		if t != nil {
+			t.Stop()
+			p.restart[i] = nil
+		}
+	}
+}
+
+// byPID finds a live worker of the pool.
+func (p *pool) byPID(pid int) *worker {
+	for _, w := range p.workers {
+		if w != nil && w.pid == pid {
+			return w
+		}
+	}
+	return nil
+}
+
+// backoff is the delay before the next restart of a slot that failed n times in a row:
+// RestartDelay doubled n-1 times, capped at RestartDelayMax.
+func backoff(cfg config.Worker, n int) time.Duration {
+	d := cfg.RestartDelay
+	for i := 1; i < n && d < cfg.RestartDelayMax; i++ {
+		d *= 2
+	}
+	if d > cfg.RestartDelayMax {
+		d = cfg.RestartDelayMax
+	}
+	return d
+}
+
+// healthyAfter is how long a worker must have been ready for its next exit to count as a
+// first failure again rather than one more in a crash loop.
+func healthyAfter(cfg config.Worker) time.Duration {
+	if d := 2 * cfg.RestartDelayMax; d > 10*time.Second {
+		return d
+	}
+	return 10 * time.Second
+}
+
+// crashLoop is the number of consecutive failed starts from which a slot is reported as
+// crash-looping.
+const crashLoop = 5
