@@ -258,7 +258,8 @@ address = "%s"
 [worker]
 command = [%q]
 count = %d
-env = { BATON_E2E_HELPER = "worker", TESTWORKER = %q, TESTWORKER_DIR = %q }
+# GODEBUG: keep the test worker's own Go runtime from opening cgroup files for GOMAXPROCS.
+env = { BATON_E2E_HELPER = "worker", TESTWORKER = %q, TESTWORKER_DIR = %q, GODEBUG = "containermaxprocs=0,updatemaxprocs=0" }
 stop_timeout = "1s"
 start_timeout = "10s"
 restart_delay = "50ms"

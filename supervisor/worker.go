@@ -39,8 +39,8 @@ type worker struct {
 	state   workerState
 	started time.Time
 	readyAt time.Time
-	status  string // the worker's last STATUS=
-	killed  bool   // SIGKILL sent by us
+	status  string      // the worker's last STATUS=
+	killed  bool        // SIGKILL sent by us
 	timer   *time.Timer // start timeout, then stop timeout
 
 	failReason string // why the master killed it, if it did

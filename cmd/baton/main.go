@@ -110,7 +110,7 @@ func (f *runFlags) loader() func() (*config.Config, error) {
 		case f.file != "":
 			c, err = config.Load(f.file)
 		case len(f.over.Command) == 0:
-			c, err = config.Builtin()
+			c, err = config.Parse("", []byte(config.Example()))
 		default:
 			c = config.Default()
 		}
@@ -151,6 +151,12 @@ func run(args []string, stderr io.Writer) int {
 	// action.
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, supervisor.Signals...)
+	// Whatever we inherited beyond stdio stays ours: nothing leaks into workers or into a
+	// new master unless it is passed on purpose.
+	if err := supervisor.CloseOnExecFrom(3); err != nil {
+		fmt.Fprintf(stderr, "baton: %v\n", err)
+		return 1
+	}
 
 	f, err := parseRunFlags("run", args, stderr)
 	if err != nil {
