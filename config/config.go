@@ -1,0 +1,113 @@
+package config
+
+import (
+	"os"
+	"syscall"
+	"time"
+)
+
+// Values of Worker.Ready.
+const (
+	// ReadyNotify: a worker is ready when it sends READY=1 to its master.
+	ReadyNotify = "notify"
+	// ReadyStarted: a worker is ready as soon as its process has started.
+	ReadyStarted = "started"
+)
+
+// Values of Upgrade.Commit.
+const (
+	// CommitAuto: the old master commits an upgrade by itself, Upgrade.Soak
+	// after the new generation is ready.
+	CommitAuto = "auto"
+	// CommitManual: the old master commits an upgrade only on SIGQUIT.
+	CommitManual = "manual"
+)
+
+// Limits checked by Validate.
+const (
+	MaxWorkers    = 1024  // highest worker.count
+	MaxBacklog    = 65535 // highest listen.backlog
+	MaxNameLen    = 255   // longest listener name
+	maxUnixPath   = 107   // sun_path holds 108 bytes, one of them the NUL
+	maxSocketMode = 0o777 // only permission bits make sense on a socket file
+)
+
+// Config is one baton configuration: a file, flags, or a file with flags on
+// top. Parse fills it from TOML; Overrides.Apply lays flags over it; Validate
+// checks the result. Errors about a value that came from the file name the
+// file and the line of its key, even after Apply.
+type Config struct {
+	Path      string     // absolute path of the file it came from ("" when built from flags alone)
+	PIDFile   string     // key "pidfile"; "" = none; made absolute relative to the config file's dir
+	Listeners []Listener // [[listen]]
+	Worker    Worker     // [worker]
+	Upgrade   Upgrade    // [upgrade]
+
+	lines map[string]int    // key ("worker.count") -> line in Path where it was set
+	flags map[string]string // key -> the flag that set it ("--workers"); wins over lines
+}
+
+// Listener is one socket baton opens itself and hands to every worker under
+// Name (LISTEN_FDNAMES).
+type Listener struct {
+	Name    string      // required, [A-Za-z0-9_.-]{1,255}, unique
+	Network string      // tcp tcp4 tcp6 unix udp udp4 udp6; default from Address prefix or "tcp"
+	Address string      // "127.0.0.1:8080", "[::1]:80", "/run/x.sock", "@abstract"; stored without a network prefix
+	Mode    os.FileMode // key "mode", a string "0660" (octal), unix only; 0 = leave as created
+	Owner   string      // unix only: user name or numeric uid of the socket file
+	Group   string      // unix only: group name or numeric gid of the socket file
+	Backlog int         // 0 = system default; stream sockets only
+
+	src *source // where it came from, for error positions; nil when built in code
+}
+
+// source tells where a Listener came from: a [[listen]] table or a flag.
+type source struct {
+	index int            // position among the file's [[listen]] tables
+	line  int            // line of its [[listen]] header (or of its inline table)
+	lines map[string]int // short key ("mode") -> line
+	flag  string         // `--listen "http=…"` when it came from a flag
+}
+
+// Worker says how to run the user's server program.
+type Worker struct {
+	Command         []string       // required, non-empty; key "command" (array of strings)
+	Count           int            // key "count", default 1, 1..1024
+	Env             []string       // key "env", a TOML table {K="V"}; stored as "K=V" sorted by K
+	Dir             string         // key "dir"; made absolute relative to the config file's dir
+	User, Group     string         // keys "user", "group": names or numeric ids (syntax checked here, existence at start)
+	Ready           string         // key "ready": "notify" (default) | "started"
+	StartTimeout    time.Duration  // key "start_timeout", default 30s
+	StopSignal      syscall.Signal // key "stop_signal", default SIGTERM
+	StopTimeout     time.Duration  // key "stop_timeout" (the drain timeout before SIGKILL), default 30s
+	RestartDelay    time.Duration  // key "restart_delay", first crash-restart delay, default 100ms
+	RestartDelayMax time.Duration  // key "restart_delay_max", cap of the doubling, default 10s; >= RestartDelay
+}
+
+// Upgrade tunes the hot upgrade (SIGUSR2).
+type Upgrade struct {
+	Commit  string        // key "commit": "auto" (default) | "manual"
+	Soak    time.Duration // key "soak", default 5s (auto commit waits this long after the new generation is ready)
+	Timeout time.Duration // key "timeout", default 60s (new master must be ready within it)
+}
+
+// Default returns a Config with every default filled in, no listeners and
+// no command. Each call returns a new Config.
+func Default() *Config {
+	return &Config{
+		Worker: Worker{
+			Count:           1,
+			Ready:           ReadyNotify,
+			StartTimeout:    30 * time.Second,
+			StopSignal:      syscall.SIGTERM,
+			StopTimeout:     30 * time.Second,
+			RestartDelay:    100 * time.Millisecond,
+			RestartDelayMax: 10 * time.Second,
+		},
+		Upgrade: Upgrade{
+			Commit:  CommitAuto,
+			Soak:    5 * time.Second,
+			Timeout: 60 * time.Second,
+		},
+	}
+}
