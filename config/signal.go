@@ -7,7 +7,10 @@ import (
 )
 
 // stopSignals are the signals worker.stop_signal may name, by name without
-// the SIG prefix.
+// the SIG prefix. USR2 and WINCH are not among them: baton starts workers with
+// both ignored (so that `systemctl kill -s USR2 UNIT`, which reaches the whole
+// cgroup, cannot hurt them), and an ignored stop signal would only mean a
+// SIGKILL after stop_timeout.
 var stopSignals = []struct {
 	name string
 	sig  syscall.Signal
@@ -17,13 +20,11 @@ var stopSignals = []struct {
 	{"INT", syscall.SIGINT},
 	{"HUP", syscall.SIGHUP},
 	{"USR1", syscall.SIGUSR1},
-	{"USR2", syscall.SIGUSR2},
-	{"WINCH", syscall.SIGWINCH},
 	{"KILL", syscall.SIGKILL},
 }
 
 // parseSignal parses a stop signal name: "TERM" or "SIGTERM", in any case.
-// It accepts TERM, QUIT, INT, HUP, USR1, USR2, WINCH and KILL.
+// It accepts TERM, QUIT, INT, HUP, USR1 and KILL.
 func parseSignal(s string) (syscall.Signal, error) {
 	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
 	for _, ss := range stopSignals {

@@ -65,7 +65,7 @@ env = { A = "1" }
 		{"pidfile", func(c *Config) { c.Worker.Command = []string{"x"}; c.PIDFile = "rel.pid" },
 			testPath + ":1: pidfile: must be an absolute path (got \"rel.pid\")"},
 		{"signal", func(c *Config) { c.Worker.Command = []string{"x"}; c.Worker.StopSignal = syscall.SIGSEGV },
-			testPath + ":7: worker.stop_signal: must be one of TERM, QUIT, INT, HUP, USR1, USR2, WINCH, KILL (got signal 11)"},
+			testPath + ":7: worker.stop_signal: must be one of TERM, QUIT, INT, HUP, USR1, KILL (got signal 11)"},
 		{"added listener", func(c *Config) {
 			c.Worker.Command = []string{"x"}
 			c.Listeners = append(c.Listeners, Listener{Name: "http", Network: "tcp", Address: ":81"})
