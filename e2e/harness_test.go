@@ -56,6 +56,7 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // workers running as another user exec from here
 	bin.dir = dir
 	bin.baton = filepath.Join(dir, "baton-v1")
 	bin.baton2 = filepath.Join(dir, "baton-v2")
@@ -181,6 +182,7 @@ type service struct {
 func newService(t *testing.T) *service {
 	t.Helper()
 	dir := t.TempDir()
+	os.Chmod(dir, 0o755) // workers running as another user exec from here
 	s := &service{t: t, dir: dir, port: freePort(t), logPath: filepath.Join(dir, "baton.log")}
 	s.addr = fmt.Sprintf("127.0.0.1:%d", s.port)
 	for _, d := range []string{"bin", "sbin"} {

@@ -137,3 +137,26 @@ func checkWorkerFDs(t *testing.T, s *service, master int) {
 func readFile(p string) (string, error) { b, err := os.ReadFile(p); return string(b), err }
 func itoa(i int) string                 { return strconv.Itoa(i) }
 func equalInts(a, b []int) bool         { return slices.Equal(a, b) }
+
+// TestWorkersRunAsUser: with worker.user set, workers run unprivileged while the master
+// stays root, and they still get their sockets.
+func TestWorkersRunAsUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to change user")
+	}
+	s := newService(t)
+	s.writeConfig(s.helloConfig(2, "user = \"nobody\"\n"))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	master := s.pid("baton.pid")
+	for _, w := range s.waitWorkers(master, 2) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?m)^Uid:\s+65534\s+65534\s+65534\s+65534$`).Match(b) {
+			t.Errorf("worker %d does not run as nobody:\n%s", w, b)
+		}
+	}
+	s.onlyGeneration(1, 3)
+}

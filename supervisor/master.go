@@ -128,7 +128,7 @@ func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
 	if m.cfg, err = opts.Load(); err != nil {
 		return nil, err
 	}
-	if err = precheck(m.cfg); err != nil {
+	if err = Precheck(m.cfg); err != nil {
 		return nil, err
 	}
 	use, unused, err := fdstore.Resolve(specs(m.cfg), inherited)

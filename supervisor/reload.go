@@ -26,7 +26,7 @@ func (m *Master) startReload() {
 	}
 	cfg, err := m.opts.Load()
 	if err == nil {
-		err = precheck(cfg)
+		err = Precheck(cfg)
 	}
 	if err != nil {
 		m.reloadFailed("bad config: " + err.Error())

@@ -162,9 +162,9 @@ func (m *Master) retire(p *pool, fastStop bool) {
 	}
 }
 
-// precheck finds, before any worker starts, what would make every worker fail: a command
+// Precheck finds, before any worker starts, what would make every worker fail: a command
 // that is not there, a user that does not exist.
-func precheck(cfg *config.Config) error {
+func Precheck(cfg *config.Config) error {
 	if len(cfg.Worker.Command) == 0 {
 		return fmt.Errorf("worker.command: empty")
 	}

@@ -133,6 +133,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	c, err := f.loader()()
+	if err == nil {
+		err = supervisor.Precheck(c)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
 		return 1
