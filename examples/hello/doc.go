@@ -1,0 +1,80 @@
+// Hello is baton's reference worker: an HTTP server that takes its listeners
+// by socket activation, reports readiness with sd_notify, and stops without
+// failing a single client request. baton runs it in its demo and benchmarks;
+// copy it when you adapt your own server to run under baton or systemd.
+//
+// Every request is answered (text/plain) with
+//
+//	pid=<pid> generation=<$BATON_GENERATION or 0> worker=<$BATON_WORKER>
+//
+// and /healthz with "ok".
+//
+// Usage:
+//
+//	hello [-names http] [-listen ADDR] [-drain 1s] [-shutdown-timeout 10s]
+//
+// Flags:
+//
+//	-names LIST
+//		Comma-separated names of the socket-activated listeners to serve
+//		(LISTEN_FDNAMES; baton's [[listen]] name, systemd's
+//		FileDescriptorName=). "*" serves every stream listener. Default
+//		"http". A name with no listener is an error; listeners not named
+//		are closed.
+//	-listen ADDR
+//		TCP address to listen on when no listener was passed at all, for
+//		running hello bare (the benchmark baseline). Ignored when
+//		listeners were passed.
+//	-drain D
+//		How long to keep serving connections already open after
+//		accepting stops. Default 1s.
+//	-shutdown-timeout D
+//		How long, after the drain window, to wait for requests still in
+//		flight. Default 10s. If it runs out, hello exits 1.
+//
+// Hello ignores SIGHUP, SIGUSR1, SIGUSR2 and SIGWINCH, so that a stray
+// `systemctl kill -s HUP UNIT` (which signals every process of the unit, not
+// only the main one) cannot kill it. SIGTERM, SIGINT and SIGQUIT start the
+// drain; further signals are ignored while it runs.
+//
+// # Draining
+//
+// Under baton the listening sockets belong to the supervisor, which keeps
+// them open across generations: when a worker stops, the kernel keeps
+// queueing new connections for the next one, so no connection is refused.
+// Whether a request fails is decided by how the worker lets go of the
+// connections it has already accepted. Two things fail requests:
+//
+//   - http.Server.Shutdown drops a request it reads after Shutdown began: the
+//     client sees its connection closed with nothing written.
+//   - Closing an idle keep-alive connection races the client's next request
+//     on it, which may already be on the wire. SetKeepAlivesEnabled(false)
+//     does exactly that to every idle connection at once.
+//
+// So hello stops in this order:
+//
+//  1. Stop accepting: close its own copy of every listener and wait until no
+//     Serve loop can accept again. The socket stays open in the supervisor;
+//     new connections queue for (or go to) the next generation. Then send
+//     STOPPING=1, if $NOTIFY_SOCKET is set.
+//  2. Drain window (-drain): keep serving the connections already open, but
+//     answer every response with "Connection: close". The client reads the
+//     whole response, sees the header, and opens a new connection for its
+//     next request, which reaches whoever still accepts on the socket. The
+//     window ends early once no connection is left.
+//  3. Shutdown (-shutdown-timeout): close the connections that stayed idle
+//     for the whole window and wait for requests still in flight.
+//  4. Exit 0 (1 if Shutdown ran out of time or serving failed).
+//
+// A client that keeps a connection idle for the whole window and sends its
+// next request just as step 3 closes it can still see a failure; a longer
+// window makes that rarer. Under baton, give workers a stop timeout longer
+// than -drain plus -shutdown-timeout.
+//
+// Hello reports READY=1 once it serves. It talks to $NOTIFY_SOCKET (under
+// baton, the master's socket, never systemd's directly).
+//
+// See sd_listen_fds(3) and sd_notify(3):
+// https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
+// https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
+package main
