@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/sdnotify"
 )
 
 // The handoff protocol between an old master (O) and the new master (N) it starts on
@@ -142,6 +143,15 @@ func (m *Master) onCommitted(p *parent) {
 	m.parent = nil
 	p.conn.Close()
 	m.log.Info("upgrade committed: this master is in charge")
+	m.takeCharge()
+}
+
+// takeCharge is a new master becoming the service's main process: it tells systemd what
+// the old master used to, and keeps its own sockets in the FD store.
+func (m *Master) takeCharge() {
+	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+	m.sentStatus = ""
+	m.storeListeners(m.listeners)
 }
 
 func (m *Master) onParentGone(p *parent) {
@@ -151,6 +161,7 @@ func (m *Master) onParentGone(p *parent) {
 	m.parent = nil
 	p.conn.Close()
 	m.log.Warn("the old master went away before it committed the upgrade; this master is in charge")
+	m.takeCharge()
 }
 
 // failStart is a new master whose first workers failed: it tells the old master why and

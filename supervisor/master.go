@@ -57,6 +57,10 @@ type Master struct {
 	listeners []*fdstore.Listener // owned; the set the current workers were given
 	notify    *sdnotify.Server
 
+	sd         *sdnotify.Notifier // systemd's notify socket; nil off systemd
+	watchdog   time.Duration      // systemd's watchdog interval; 0 = none
+	sentStatus string             // the last STATUS= sent
+
 	poolSeq  int
 	current  *pool   // the workers serving now; nil after WINCH
 	retiring []*pool // old workers draining
@@ -108,6 +112,9 @@ func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
 			}
 		}
 	}()
+	if m.sd, err = openNotifier(); err != nil {
+		m.log.Warn("cannot talk to systemd", "err", err)
+	}
 	if fd := os.Getenv(upgradeFDEnv); fd != "" {
 		os.Unsetenv(upgradeFDEnv)
 		var hello handoffMsg
@@ -116,12 +123,17 @@ func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
 			return nil, err
 		}
 		m.gen = hello.Generation
+		m.watchdog = time.Duration(hello.WatchdogUsec) * time.Microsecond
 		m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
 		m.log.Info("new master started by upgrade", "old_pid", hello.OldPID, "listeners", len(inherited))
 	} else {
 		inherited, err = fdstore.Activation(true)
 		if err != nil {
 			return nil, fmt.Errorf("socket activation: %w", err)
+		}
+		fromStore(inherited)
+		if m.watchdog, err = sdnotify.WatchdogInterval(); err != nil {
+			m.log.Warn("watchdog disabled", "err", err)
 		}
 	}
 	m.log.Info("master starting", "version", opts.Version, "exe", opts.Exe)
@@ -136,6 +148,7 @@ func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
 		return nil, err
 	}
 	inherited = nil
+	m.unstoreListeners(unused)
 	closeAll(unused)
 	m.listeners = use
 	if m.notify, err = sdnotify.Listen(""); err != nil {
@@ -160,6 +173,10 @@ func (m *Master) Run() int {
 	for _, l := range m.listeners {
 		m.log.Info("listening", "name", l.Name, "network", l.Network, "address", l.Addr, "source", l.Source.String())
 	}
+	m.storeListeners(m.listeners)
+	if m.watchdog > 0 {
+		go m.watchdogLoop(m.watchdog)
+	}
 	if err := m.startCurrent(m.cfg); err != nil {
 		m.log.Error("cannot start workers", "err", err)
 		if m.parent != nil {
@@ -175,6 +192,7 @@ func (m *Master) Run() int {
 			fn()
 		}
 		m.progress()
+		m.updateStatus()
 	}
 	return m.exitCode
 }
@@ -196,6 +214,7 @@ func (m *Master) cleanup() {
 		p.cancelRestarts()
 	}
 	m.notify.Close()
+	m.sd.Close()
 	closeAll(m.listeners)
 	if m.parent != nil {
 		m.parent.conn.Close()
@@ -273,7 +292,9 @@ func (m *Master) gracefulStop() {
 		return
 	}
 	m.stopping = graceful
-	m.log.Info("graceful stop: workers drain")
+	m.log.Info("graceful stop: workers drain", "event", "stopping")
+	m.notifySystemd(sdnotify.Stopping, sdnotify.Status("stopping: workers drain"),
+		sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StopTimeout+5*time.Second))
 	if m.reload != nil {
 		m.failReload("stopping")
 	}
@@ -290,7 +311,8 @@ func (m *Master) fastStop() {
 		return
 	}
 	m.stopping = fast
-	m.log.Info("fast stop")
+	m.log.Info("fast stop", "event", "stopping")
+	m.notifySystemd(sdnotify.Stopping, sdnotify.Status("stopping fast"))
 	if m.reload != nil {
 		m.failReload("stopping")
 	}
@@ -329,13 +351,16 @@ func (m *Master) progress() {
 
 // onReady runs when the current pool has every worker ready for the first time.
 func (m *Master) onReady() {
-	m.log.Info("workers ready", "workers", len(m.current.workers))
 	if !m.everUp {
 		m.everUp = true
+		m.log.Info("workers ready", "workers", len(m.current.workers), "event", "ready")
+		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 		if m.parent != nil {
 			m.parent.ready(m)
 		}
+		return
 	}
+	m.log.Info("workers ready", "workers", len(m.current.workers))
 }
 
 func (m *Master) allPools() []*pool {

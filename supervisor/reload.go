@@ -3,8 +3,11 @@
 package supervisor
 
 import (
+	"time"
+
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/sdnotify"
 )
 
 // A reload is a HUP in flight: new workers from a re-read config, on a merged set of
@@ -24,6 +27,9 @@ func (m *Master) startReload() {
 		m.log.Warn("HUP ignored: a reload is already in flight")
 		return
 	}
+	m.log.Info("reload: reading the config", "event", "reload-started")
+	m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()),
+		sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StartTimeout+5*time.Second))
 	cfg, err := m.opts.Load()
 	if err == nil {
 		err = Precheck(cfg)
@@ -72,9 +78,12 @@ func (m *Master) commitReload() {
 	for _, l := range r.unused {
 		m.log.Info("listener closed: no longer in the config", "name", l.Name, "address", l.Addr)
 	}
+	m.unstoreListeners(r.unused)
 	closeAll(r.unused)
+	m.storeListeners(r.opened)
 	m.lastErr = ""
-	m.log.Info("reload complete", "pool", r.pool.id, "workers", len(r.pool.workers))
+	m.log.Info("reload complete", "pool", r.pool.id, "workers", len(r.pool.workers), "event", "reload-ok")
+	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 }
 
 // failReload abandons the reload in flight: its workers stop, what it opened is closed,
@@ -89,7 +98,10 @@ func (m *Master) failReload(reason string) {
 
 func (m *Master) reloadFailed(reason string) {
 	m.lastErr = "reload failed: " + reason
-	m.log.Error("reload failed; the old workers keep serving", "reason", reason)
+	m.log.Error("reload failed; the old workers keep serving", "reason", reason, "event", "reload-failed")
+	if m.stopping == running {
+		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+	}
 }
 
 func contains(ls []*fdstore.Listener, l *fdstore.Listener) bool {

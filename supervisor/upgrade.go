@@ -67,12 +67,12 @@ func (m *Master) startUpgrade() {
 	up, err := m.spawnNewMaster()
 	if err != nil {
 		m.lastErr = "upgrade failed: " + err.Error()
-		m.log.Error("upgrade failed; this master stays in charge", "err", err)
+		m.log.Error("upgrade failed; this master stays in charge", "err", err, "event", "upgrade-failed")
 		m.restorePIDFile()
 		return
 	}
 	m.up = up
-	m.log.Info("upgrade started", "new_pid", up.pid, "exe", m.opts.Exe, "timeout", m.cfg.Upgrade.Timeout)
+	m.log.Info("upgrade started", "new_pid", up.pid, "exe", m.opts.Exe, "timeout", m.cfg.Upgrade.Timeout, "event", "upgrade-started")
 	go up.watch(m)
 	go up.read(m)
 	up.timer = time.AfterFunc(m.cfg.Upgrade.Timeout, func() {
@@ -97,7 +97,8 @@ func (m *Master) spawnNewMaster() (*upgrade, error) {
 		return nil, err
 	}
 	conn := c.(*net.UnixConn)
-	hello := handoffMsg{Type: "hello", Generation: m.gen + 1, OldPID: m.pid, Config: m.cfg.Path}
+	hello := handoffMsg{Type: "hello", Generation: m.gen + 1, OldPID: m.pid, Config: m.cfg.Path,
+		WatchdogUsec: uint64(m.watchdog.Microseconds())}
 	if err := sendMsg(conn, hello); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("handoff: %w", err)
@@ -248,11 +249,19 @@ func (m *Master) commit() {
 func (m *Master) finishCommit() {
 	up := m.up
 	up.state = upHandedOver
+	if err := m.handOver(up); err != nil {
+		// systemd still takes this master for the service: exiting now would stop the
+		// service. Roll back instead.
+		up.reason = "hand-over to systemd failed: " + err.Error()
+		m.log.Error("cannot hand over to the new master; rolling back", "new_pid", up.pid, "err", err)
+		up.signal(syscall.SIGTERM)
+		return
+	}
 	if err := sendMsg(up.conn, handoffMsg{Type: "commit"}); err != nil {
 		m.log.Error("cannot hand over to the new master; waiting to see it exit", "new_pid", up.pid, "err", err)
 		return
 	}
-	m.log.Info("upgrade committed; the old master exits", "new_pid", up.pid, "took", time.Since(up.started).Round(time.Millisecond))
+	m.log.Info("upgrade committed; the old master exits", "new_pid", up.pid, "took", time.Since(up.started).Round(time.Millisecond), "event", "upgrade-committed")
 	m.quit = true
 }
 
@@ -275,7 +284,7 @@ func (m *Master) onNewMasterExit(up *upgrade) {
 		reason = "exited"
 	}
 	m.lastErr = "upgrade rolled back: new master " + strconv.Itoa(up.pid) + " " + reason
-	m.log.Error("upgrade rolled back: the new master exited before the upgrade was committed", "new_pid", up.pid, "reason", reason)
+	m.log.Error("upgrade rolled back: the new master exited before the upgrade was committed", "new_pid", up.pid, "reason", reason, "event", "upgrade-rolled-back")
 	m.restorePIDFile()
 	if m.current == nil {
 		m.log.Info("starting workers again")

@@ -117,7 +117,7 @@ func (m *Master) slotFailed(p *pool, slot int, reason string, readyAt time.Time)
 		level, msg = slog.LevelError, "worker crash loop; restarting"
 		m.lastErr = fmt.Sprintf("worker %d crash loop: %s (%d in a row)", slot, reason, n)
 	}
-	m.log.Log(nil, level, msg, "worker", slot, "how", reason, "failures", n, "backoff", delay)
+	m.log.Log(nil, level, msg, "worker", slot, "how", reason, "failures", n, "backoff", delay, "event", "worker-crashed")
 	p.restart[i] = time.AfterFunc(delay, func() {
 		m.post(func() {
 			p.restart[i] = nil
