@@ -37,11 +37,12 @@ const (
 // checks the result. Errors about a value that came from the file name the
 // file and the line of its key, even after Apply.
 type Config struct {
-	Path      string     // absolute path of the file it came from ("" when built from flags alone)
-	PIDFile   string     // key "pidfile"; "" = none; made absolute relative to the config file's dir
-	Listeners []Listener // [[listen]]
-	Worker    Worker     // [worker]
-	Upgrade   Upgrade    // [upgrade]
+	Path          string     // absolute path of the file it came from ("" when built from flags alone)
+	PIDFile       string     // key "pidfile"; "" = none; made absolute relative to the config file's dir
+	ControlSocket string     // key "control_socket"; "" = default (see ControlPath); "@name" = abstract; else made absolute like PIDFile
+	Listeners     []Listener // [[listen]]
+	Worker        Worker     // [worker]
+	Upgrade       Upgrade    // [upgrade]
 
 	lines map[string]int    // key ("worker.count") -> line in Path where it was set
 	flags map[string]string // key -> the flag that set it ("--workers"); wins over lines

@@ -14,10 +14,12 @@
 //     not only the first; Errors lists them.
 //   - A Config that Parse returned, and that Validate accepts, survives
 //     Encode and Parse unchanged (except Path).
-//   - Paths in a Config are absolute: relative ones in the file are
-//     relative to the file's directory, relative flags to the current one.
-//   - Nothing here touches the system beyond reading the file: users,
-//     groups, programs and socket paths are checked when they are used.
+//   - Paths in a Config are absolute (or "@name", an abstract socket):
+//     relative ones in the file are relative to the file's directory,
+//     relative flags to the current one.
+//   - Nothing here touches the system beyond reading the file (and
+//     ControlPath reading $RUNTIME_DIRECTORY): users, groups, programs and
+//     socket paths are checked when they are used.
 //     The package logs nothing.
 //
 // The reference for every key is default.toml (see Example). The file format

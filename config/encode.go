@@ -19,6 +19,9 @@ func (c *Config) Encode() ([]byte, error) {
 	if c.PIDFile != "" {
 		e.str("pidfile", c.PIDFile)
 	}
+	if c.ControlSocket != "" {
+		e.str("control_socket", c.ControlSocket)
+	}
 	for _, l := range c.Listeners {
 		e.line("")
 		e.line("[[listen]]")

@@ -29,6 +29,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	full := Default()
 	full.Path = testPath
 	full.PIDFile = "/run/baton \"web\".pid"
+	full.ControlSocket = "/run/baton/web/control.sock"
 	full.Listeners = []Listener{
 		{Name: "http", Network: "tcp", Address: "127.0.0.1:8080", Backlog: 511},
 		{Name: "sock", Network: "unix", Address: "/run/web.sock", Mode: 0o660, Owner: "www-data", Group: "33"},
@@ -64,6 +65,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	}{
 		{"default.toml", example},
 		{"every field", full},
+		{"abstract control socket", &Config{Path: testPath, ControlSocket: "@baton \"web\"", Worker: full.Worker, Upgrade: full.Upgrade}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(""))
 	// Every key set, listeners of each kind.
 	f.Add([]byte(`pidfile = "baton.pid"
+control_socket = "run/control.sock"
 [[listen]]
 name = "http"
 address = "tcp6:[::1]:8080"
@@ -49,6 +50,8 @@ timeout = "1m"
 	f.Add([]byte("listen = [{ name = \"a\", address = \"@abs\" }]\nworker.command = [\"x\"]\nworker.env.K = \"v\"\n"))
 	// A host named like a network: Encode must not turn it into a prefix.
 	f.Add([]byte("[[listen]]\nname = \"odd\"\nnetwork = \"tcp\"\naddress = \"tcp:udp:80\"\n[worker]\ncommand = [\"x\"]\n"))
+	// An abstract control socket, kept as written (no path cleaning).
+	f.Add([]byte("control_socket = \"@baton/./web//ctl\"\n[worker]\ncommand = [\"x\"]\n"))
 	// Strings with escapes Encode must write back.
 	f.Add([]byte("[worker]\ncommand = [\"a\\\"b\", 'c\\d', \"\\u00e9\\t\\u007f\"]\n"))
 	// Unknown keys, wrong types and a syntax error.

@@ -7,7 +7,7 @@ import (
 
 // The keys of each table, as the file spells them.
 var (
-	topKeys     = []string{"pidfile", "listen", "worker", "upgrade"}
+	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade"}
 	listenKeys  = []string{"name", "network", "address", "mode", "owner", "group", "backlog"}
 	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "restart_delay", "restart_delay_max"}
 	upgradeKeys = []string{"commit", "soak", "timeout"}

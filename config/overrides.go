@@ -9,6 +9,7 @@ import (
 const (
 	flagWorkers = "--workers"
 	flagPIDFile = "--pidfile"
+	flagControl = "--control"
 	flagCommand = "command after --"
 	flagReady   = "--ready"
 	flagCommit  = "--commit"
@@ -16,11 +17,12 @@ const (
 
 // Overrides are the command-line flags of `baton run` that override the
 // file: `baton run --listen http=127.0.0.1:8080 --workers 2 --pidfile PATH
-// -- CMD ARGS…`. Zero fields leave the config as it is.
+// --control PATH -- CMD ARGS…`. Zero fields leave the config as it is.
 type Overrides struct {
 	Listen  []string // --listen "name=address", repeatable; see ParseListen
 	Workers int      // --workers; 0 keeps worker.count
 	PIDFile string   // --pidfile; relative to the current directory
+	Control string   // --control: the control socket; relative to the current directory, "@name" abstract
 	Command []string // the command after --; replaces worker.command
 	Ready   string   // --ready: "notify" | "started"
 	Commit  string   // --commit: "auto" | "manual"
@@ -59,6 +61,14 @@ func (o Overrides) Apply(c *Config) error {
 		}
 		pidfile = abs
 	}
+	control := o.Control
+	if control != "" && !isAbstract(control) {
+		abs, err := filepath.Abs(control)
+		if err != nil {
+			errs.add(&Error{Key: flagControl, Msg: err.Error()})
+		}
+		control = abs
+	}
 	if err := errs.err(); err != nil {
 		return err
 	}
@@ -83,6 +93,10 @@ func (o Overrides) Apply(c *Config) error {
 	if pidfile != "" {
 		c.PIDFile = pidfile
 		c.setFlag("pidfile", flagPIDFile)
+	}
+	if control != "" {
+		c.ControlSocket = control
+		c.setFlag("control_socket", flagControl)
 	}
 	if len(o.Command) > 0 {
 		c.Worker.Command = append([]string(nil), o.Command...)

@@ -30,6 +30,7 @@ func TestApply(t *testing.T) {
 		Listen:  []string{"http=127.0.0.1:8080", "metrics=tcp6:[::1]:9090"},
 		Workers: 2,
 		PIDFile: "/run/baton.pid",
+		Control: "@baton-web",
 		Command: []string{"/usr/bin/app2", "--fast"},
 		Ready:   ReadyStarted,
 		Commit:  CommitManual,
@@ -49,8 +50,8 @@ func TestApply(t *testing.T) {
 	if !reflect.DeepEqual(got.Listeners, wantListeners) {
 		t.Errorf("Listeners = %+v, want %+v", got.Listeners, wantListeners)
 	}
-	if c.Worker.Count != 2 || c.PIDFile != "/run/baton.pid" || c.Worker.Ready != ReadyStarted || c.Upgrade.Commit != CommitManual {
-		t.Errorf("got count %d pidfile %q ready %q commit %q", c.Worker.Count, c.PIDFile, c.Worker.Ready, c.Upgrade.Commit)
+	if c.Worker.Count != 2 || c.PIDFile != "/run/baton.pid" || c.Worker.Ready != ReadyStarted || c.Upgrade.Commit != CommitManual || c.ControlSocket != "@baton-web" {
+		t.Errorf("got count %d pidfile %q ready %q commit %q control %q", c.Worker.Count, c.PIDFile, c.Worker.Ready, c.Upgrade.Commit, c.ControlSocket)
 	}
 	if !reflect.DeepEqual(c.Worker.Command, o.Command) {
 		t.Errorf("Command = %q, want %q", c.Worker.Command, o.Command)
@@ -122,6 +123,7 @@ func TestApplyValidateNamesFlags(t *testing.T) {
 		{"ready", Overrides{Ready: "soon"}, `--ready: must be "notify" or "started" (got "soon")`},
 		{"commit", Overrides{Commit: "now"}, `--commit: must be "auto" or "manual" (got "now")`},
 		{"command", Overrides{Command: []string{""}}, "command after --: the program (first element) is empty"},
+		{"control", Overrides{Control: "/" + strings.Repeat("c", 107)}, `--control: unix socket address is 108 bytes long, the kernel takes at most 107 (got "/` + strings.Repeat("c", 107) + `")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,7 +150,7 @@ func TestApplyFlagsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := Default()
-	o := Overrides{Listen: []string{"http=127.0.0.1:8080"}, PIDFile: "b.pid", Command: []string{"hello"}}
+	o := Overrides{Listen: []string{"http=127.0.0.1:8080"}, PIDFile: "b.pid", Control: "c.sock", Command: []string{"hello"}}
 	if err := o.Apply(c); err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +159,9 @@ func TestApplyFlagsAlone(t *testing.T) {
 	}
 	if want := filepath.Join(wd, "b.pid"); c.PIDFile != want {
 		t.Errorf("PIDFile = %q, want %q", c.PIDFile, want)
+	}
+	if want := filepath.Join(wd, "c.sock"); c.ControlSocket != want {
+		t.Errorf("ControlSocket = %q, want %q", c.ControlSocket, want)
 	}
 	if c.Path != "" {
 		t.Errorf("Path = %q, want empty", c.Path)

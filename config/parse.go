@@ -105,6 +105,13 @@ func (d *decoder) root(t *node) {
 			if s, ok := d.str(key, v); ok && s != "" {
 				d.c.PIDFile = d.path(s)
 			}
+		case "control_socket":
+			if s, ok := d.str(key, v); ok && s != "" {
+				d.c.ControlSocket = s
+				if !isAbstract(s) {
+					d.c.ControlSocket = d.path(s)
+				}
+			}
 		case "listen":
 			d.listeners(key, v)
 		case "worker":

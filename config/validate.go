@@ -94,6 +94,11 @@ func (c *Config) validate(requireCommand bool) errorList {
 			k.errorf("pidfile", "%v", err)
 		}
 	}
+	if c.ControlSocket != "" {
+		if err := checkUnixAddress(c.ControlSocket); err != nil {
+			k.errorf("control_socket", "%v", err)
+		}
+	}
 	k.listeners()
 	k.worker(requireCommand)
 	k.upgrade()

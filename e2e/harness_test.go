@@ -183,6 +183,7 @@ func newService(t *testing.T) *service {
 	t.Helper()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755) // workers running as another user exec from here
+	os.Chmod(filepath.Dir(dir), 0o755)
 	s := &service{t: t, dir: dir, port: freePort(t), logPath: filepath.Join(dir, "baton.log")}
 	s.addr = fmt.Sprintf("127.0.0.1:%d", s.port)
 	for _, d := range []string{"bin", "sbin"} {

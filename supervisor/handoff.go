@@ -152,6 +152,7 @@ func (m *Master) takeCharge() {
 	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 	m.sentStatus = ""
 	m.storeListeners(m.listeners)
+	m.serveControl()
 }
 
 func (m *Master) onParentGone(p *parent) {

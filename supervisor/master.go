@@ -57,6 +57,10 @@ type Master struct {
 	listeners []*fdstore.Listener // owned; the set the current workers were given
 	notify    *sdnotify.Server
 
+	control       *fdstore.Listener // the control socket; nil when there is none
+	controlLn     net.Listener      // accepting on it, while this master is in charge
+	reloadWaiters []replyFunc       // control clients waiting for the reload in flight
+
 	sd         *sdnotify.Notifier // systemd's notify socket; nil off systemd
 	watchdog   time.Duration      // systemd's watchdog interval; 0 = none
 	sentStatus string             // the last STATUS= sent
@@ -104,6 +108,7 @@ func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
 		if err != nil {
 			closeAll(inherited)
 			closeAll(m.listeners)
+			m.control.Close()
 			if m.notify != nil {
 				m.notify.Close()
 			}
@@ -143,6 +148,9 @@ func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
 	if err = Precheck(m.cfg); err != nil {
 		return nil, err
 	}
+	if m.control, inherited, err = openControl(m.cfg.ControlPath(), inherited); err != nil {
+		return nil, err
+	}
 	use, unused, err := fdstore.Resolve(specs(m.cfg), inherited)
 	if err != nil {
 		return nil, err
@@ -174,6 +182,9 @@ func (m *Master) Run() int {
 		m.log.Info("listening", "name", l.Name, "network", l.Network, "address", l.Addr, "source", l.Source.String())
 	}
 	m.storeListeners(m.listeners)
+	if m.isMain() {
+		m.serveControl()
+	}
 	if m.watchdog > 0 {
 		go m.watchdogLoop(m.watchdog)
 	}
@@ -216,6 +227,9 @@ func (m *Master) cleanup() {
 	m.notify.Close()
 	m.sd.Close()
 	closeAll(m.listeners)
+	m.stopControl()
+	m.control.Close()
+	m.answerReload(errors.New("the master exited"))
 	if m.parent != nil {
 		m.parent.conn.Close()
 	}

@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"errors"
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
@@ -83,6 +84,7 @@ func (m *Master) commitReload() {
 	m.storeListeners(r.opened)
 	m.lastErr = ""
 	m.log.Info("reload complete", "pool", r.pool.id, "workers", len(r.pool.workers), "event", "reload-ok")
+	m.answerReload(nil)
 	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 }
 
@@ -99,6 +101,7 @@ func (m *Master) failReload(reason string) {
 func (m *Master) reloadFailed(reason string) {
 	m.lastErr = "reload failed: " + reason
 	m.log.Error("reload failed; the old workers keep serving", "reason", reason, "event", "reload-failed")
+	m.answerReload(errors.New(m.lastErr))
 	if m.stopping == running {
 		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 	}

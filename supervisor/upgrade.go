@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -39,24 +40,28 @@ type upgrade struct {
 	quit    bool        // QUIT arrived before N was ready: commit once it is
 	reason  string      // why it failed, as N or this master saw it
 	started time.Time
+
+	waiters         []replyFunc // control clients waiting for the commit
+	rollbackWaiters []replyFunc // control clients waiting for a rollback
 }
 
 // startUpgrade is USR2: start the new binary detached, hand it the listeners, and wait for
-// it to be ready. Anything that fails leaves this master in charge, as it was.
-func (m *Master) startUpgrade() {
+// it to be ready. Anything that fails leaves this master in charge, as it was; the error
+// says why (it has been logged).
+func (m *Master) startUpgrade() error {
+	refuse := func(why string, args ...any) error {
+		m.log.Warn("USR2 ignored: "+why, args...)
+		return errors.New("upgrade refused: " + why)
+	}
 	switch {
 	case m.stopping != running:
-		m.log.Warn("USR2 ignored: the master is stopping")
-		return
+		return refuse("the master is stopping")
 	case m.up != nil:
-		m.log.Warn("USR2 ignored: an upgrade is already in flight", "new_pid", m.up.pid, "state", m.up.state.String())
-		return
+		return refuse("an upgrade is already in flight", "new_pid", m.up.pid, "state", m.up.state.String())
 	case m.parent != nil:
-		m.log.Warn("USR2 ignored: this master's own upgrade is not committed yet")
-		return
+		return refuse("this master's own upgrade is not committed yet")
 	case m.reload != nil:
-		m.log.Warn("USR2 ignored: a reload is in flight")
-		return
+		return refuse("a reload is in flight")
 	}
 	pidfile := m.cfg.PIDFile
 	if pidfile != "" {
@@ -69,7 +74,7 @@ func (m *Master) startUpgrade() {
 		m.lastErr = "upgrade failed: " + err.Error()
 		m.log.Error("upgrade failed; this master stays in charge", "err", err, "event", "upgrade-failed")
 		m.restorePIDFile()
-		return
+		return fmt.Errorf("upgrade failed: %w", err)
 	}
 	m.up = up
 	m.log.Info("upgrade started", "new_pid", up.pid, "exe", m.opts.Exe, "timeout", m.cfg.Upgrade.Timeout, "event", "upgrade-started")
@@ -78,6 +83,7 @@ func (m *Master) startUpgrade() {
 	up.timer = time.AfterFunc(m.cfg.Upgrade.Timeout, func() {
 		m.post(func() { m.onUpgradeTimeout(up) })
 	})
+	return nil
 }
 
 // spawnNewMaster starts N with CLONE_PARENT, so that it is the child of whatever started
@@ -104,7 +110,11 @@ func (m *Master) spawnNewMaster() (*upgrade, error) {
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
 	conn.SetWriteDeadline(time.Now().Add(handoffTimeout))
-	if err := fdstore.Send(conn, m.listeners); err != nil {
+	handed := m.listeners
+	if m.control != nil {
+		handed = append(slices.Clip(handed), m.control)
+	}
+	if err := fdstore.Send(conn, handed); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("handoff: %w", err)
 	}
@@ -262,6 +272,8 @@ func (m *Master) finishCommit() {
 		return
 	}
 	m.log.Info("upgrade committed; the old master exits", "new_pid", up.pid, "took", time.Since(up.started).Round(time.Millisecond), "event", "upgrade-committed")
+	up.answer(nil)
+	m.stopControl()
 	m.quit = true
 }
 
@@ -277,6 +289,7 @@ func (m *Master) onNewMasterExit(up *upgrade) {
 	m.up = nil
 	if m.stopping != running {
 		m.log.Info("new master exited", "new_pid", up.pid)
+		up.answer(errors.New("stopped"))
 		return
 	}
 	reason := up.reason
@@ -292,6 +305,7 @@ func (m *Master) onNewMasterExit(up *upgrade) {
 			m.log.Error("cannot start workers", "err", err)
 		}
 	}
+	up.answer(errors.New(m.lastErr))
 }
 
 // rollbackWorkers is HUP to the old master during an upgrade (nginx): start its workers

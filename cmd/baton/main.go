@@ -6,6 +6,7 @@
 //
 //	baton run [-c FILE] [--listen NAME=ADDR]… [--workers N] [--pidfile PATH] [-- CMD ARGS…]
 //	baton check -c FILE
+//	baton status|reload|upgrade|rollback [-c FILE | --socket PATH] [--wait]
 //	baton version
 //
 // See the README for the signals and the configuration reference.
@@ -39,6 +40,10 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   baton run [-c FILE] [--listen NAME=ADDR]... [--workers N] [--pidfile PATH] [-- CMD ARGS...]
   baton check -c FILE [flags as for run]
+  baton status   [-c FILE | --socket PATH] [--json]
+  baton reload   [-c FILE | --socket PATH] [--wait] [--timeout 90s]
+  baton upgrade  [-c FILE | --socket PATH] [--wait] [--timeout 90s]
+  baton rollback [-c FILE | --socket PATH] [--wait] [--timeout 90s]
   baton version
 
 With neither -c nor a command, baton run uses its built-in default configuration (the
@@ -56,6 +61,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return run(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "status", "reload", "upgrade", "rollback":
+		return control(args[0], args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "baton", version)
 		return 0
@@ -91,6 +98,7 @@ func parseRunFlags(name string, args []string, stderr io.Writer) (*runFlags, err
 	fs.StringVar(&f.over.PIDFile, "pidfile", "", "pid file `path`")
 	fs.StringVar(&f.over.Ready, "ready", "", "worker readiness: notify or started")
 	fs.StringVar(&f.over.Commit, "commit", "", "upgrade commit: auto or manual")
+	fs.StringVar(&f.over.Control, "control", "", "control socket `path`")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -171,9 +179,9 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot tell where this binary is; upgrades will not work", "err", err)
 	}
 	m, err := supervisor.New(supervisor.Options{
-		Load:   f.loader(),
-		Exe:    exe,
-		Args:   os.Args[1:],
+		Load:    f.loader(),
+		Exe:     exe,
+		Args:    os.Args[1:],
 		Logger:  log,
 		Version: version,
 	}, sigs)

@@ -1,0 +1,158 @@
+//go:build linux
+
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/baton-supervisor/baton/supervisor"
+)
+
+// baton runs a control verb with the test's v1 binary and returns its output and exit code.
+func (s *service) baton(args ...string) (string, int) {
+	s.t.Helper()
+	cmd := exec.Command(bin.baton, args...)
+	cmd.Dir = s.dir
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(out), code
+}
+
+const controlConfig = "control_socket = \"baton.sock\"\n"
+
+// TestControlReloadWait: `baton reload --wait` returns when the reload is over, with its
+// result: 0 for a good config, 1 with the reason for a bad one, old workers serving.
+func TestControlReloadWait(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(controlConfig + s.helloConfig(2, ""))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	master := s.pid("baton.pid")
+	old := s.waitWorkers(master, 2)
+
+	s.writeConfig(controlConfig + s.helloConfig(3, ""))
+	out, code := s.baton("reload", "-c", "baton.toml", "--wait")
+	if code != 0 || !strings.Contains(out, "reload complete") {
+		t.Fatalf("reload --wait = %d %q, want 0 and reload complete", code, out)
+	}
+	if n := len(workersOf(master)); n != 3 {
+		t.Errorf("after reload --wait returned, %d workers run, want 3 (ready before the reply)", n)
+	}
+	for _, w := range old {
+		if alive(w) && slicesContains(workersOf(master), w) {
+			// old workers retire after the reply; they must not be among the current ones
+			st := s.status()
+			for _, x := range st.Workers {
+				if x.PID == w && x.Role == "current" {
+					t.Errorf("old worker %d is still current", w)
+				}
+			}
+		}
+	}
+
+	s.writeConfig(controlConfig + "[worker]\ncount = \"three\"\n")
+	current := sortInts(workersOf(master))
+	out, code = s.baton("reload", "-c", "baton.toml", "--wait")
+	if code != 1 || !strings.Contains(out, "worker.count") {
+		t.Fatalf("reload --wait with a bad config = %d %q, want 1 naming worker.count", code, out)
+	}
+	if got := sortInts(workersOf(master)); !equalInts(got, current) {
+		t.Errorf("workers changed after a failed reload: %v, want %v", got, current)
+	}
+	s.onlyGeneration(1, 3)
+}
+
+// TestControlUpgradeAndRollback: `baton upgrade --wait` returns once the upgrade is
+// committed; `baton rollback --wait` undoes an upgrade that is not committed yet.
+func TestControlUpgradeAndRollback(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(controlConfig + s.helloConfig(2, "\n[upgrade]\ncommit = \"auto\"\nsoak = \"0s\"\n"))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	first := s.pid("baton.pid")
+	out, code := s.baton("upgrade", "-c", "baton.toml", "--wait")
+	if code != 0 || !strings.Contains(out, "upgrade committed") {
+		t.Fatalf("upgrade --wait = %d %q", code, out)
+	}
+	waitFor(t, 20e9, func() bool { return !alive(first) }, "old master to exit")
+	second := s.pid("baton.pid")
+	if st := s.status(); st.PID != second || st.Generation != 2 || !st.Main {
+		t.Errorf("status after upgrade: pid %d gen %d main %v, want pid %d gen 2 main", st.PID, st.Generation, st.Main, second)
+	}
+
+	s.writeConfig(controlConfig + s.helloConfig(2, "\n[upgrade]\ncommit = \"manual\"\n"))
+	if _, code := s.baton("reload", "-c", "baton.toml", "--wait"); code != 0 {
+		t.Fatal("reload to manual commit failed")
+	}
+	out, code = s.baton("upgrade", "-c", "baton.toml")
+	if code != 0 || !strings.Contains(out, "upgrade started") {
+		t.Fatalf("upgrade = %d %q", code, out)
+	}
+	s.waitLog(`msg="new master ready"`, 2)
+	third := s.pid("baton.pid")
+	if st := s.status(); st.PID != second || st.Upgrade == nil || st.Upgrade.NewPID != third {
+		t.Errorf("status during the upgrade: %+v, want pid %d with an upgrade to %d", st, second, third)
+	}
+	out, code = s.baton("rollback", "-c", "baton.toml", "--wait")
+	if code != 0 || !strings.Contains(out, "rolled back") {
+		t.Fatalf("rollback --wait = %d %q", code, out)
+	}
+	if alive(third) {
+		t.Errorf("new master %d still alive after rollback --wait", third)
+	}
+	if got := s.pidOf("baton.pid"); got != second {
+		t.Errorf("baton.pid names %d after rollback, want %d", got, second)
+	}
+	s.onlyGeneration(2, 5)
+}
+
+// TestControlPeerCredentials: another user is turned away.
+func TestControlPeerCredentials(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to become another user")
+	}
+	s := newService(t)
+	s.writeConfig(controlConfig + s.helloConfig(1, ""))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	os.Chmod(s.path("baton.sock"), 0o777) // the file mode must not be what keeps them out
+	cmd := exec.Command(bin.baton, "status", "--socket", s.path("baton.sock"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "uid 65534 may not control this master") {
+		t.Errorf("status as nobody: %v %q, want permission denied", err, out)
+	}
+	s.waitLog(`msg="control connection refused"`, 1)
+}
+
+func (s *service) status() supervisor.Status {
+	s.t.Helper()
+	out, code := s.baton("status", "-c", "baton.toml", "--json")
+	if code != 0 {
+		s.t.Fatalf("status: %d %s", code, out)
+	}
+	var r supervisor.ControlReply
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Status == nil {
+		s.t.Fatalf("status: %v %q", err, out)
+	}
+	return *r.Status
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

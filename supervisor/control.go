@@ -1,0 +1,237 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/baton-supervisor/baton/fdstore"
+)
+
+// The control socket: a unix stream socket on which `baton status`, `reload`, `upgrade`
+// and `rollback` talk to the master in charge. One JSON request line, one JSON reply
+// line. Only root and the user the master runs as get in (SO_PEERCRED).
+//
+// The socket is handed over with the listeners on an upgrade, so its path never changes
+// hands by unlink and bind; only the main master accepts on it: the old master until the
+// commit, the new one from then on.
+
+// controlName names the control socket among the listeners passed to a new master.
+const controlName = "baton.control"
+
+// ControlRequest is what a client sends.
+type ControlRequest struct {
+	Verb string `json:"verb"`           // status, reload, upgrade, rollback
+	Wait bool   `json:"wait,omitempty"` // reply when the action has finished, not when it started
+}
+
+// ControlReply is what the master answers.
+type ControlReply struct {
+	OK      bool    `json:"ok"`
+	Message string  `json:"message,omitempty"`
+	Error   string  `json:"error,omitempty"`
+	Status  *Status `json:"status,omitempty"`
+}
+
+// replyFunc answers one request; it is called once, on the master loop.
+type replyFunc func(ControlReply)
+
+// openControl opens the control socket at path, or takes it from the listeners an old
+// master handed over (removing it from ls).
+func openControl(path string, ls []*fdstore.Listener) (*fdstore.Listener, []*fdstore.Listener, error) {
+	for i, l := range ls {
+		if l.Name == controlName {
+			return l, append(ls[:i:i], ls[i+1:]...), nil
+		}
+	}
+	if path == "" {
+		return nil, ls, nil
+	}
+	l, err := fdstore.Open(fdstore.Spec{Name: controlName, Network: "unix", Address: path, Mode: 0o600})
+	if err != nil {
+		return nil, ls, fmt.Errorf("control socket: %w", err)
+	}
+	return l, ls, nil
+}
+
+// serveControl starts accepting on the control socket. Called once, when this master
+// becomes the one in charge.
+func (m *Master) serveControl() {
+	if m.control == nil || m.controlLn != nil {
+		return
+	}
+	ln, err := net.FileListener(m.control.File)
+	if err != nil {
+		m.log.Error("control socket", "err", err)
+		return
+	}
+	m.controlLn = ln
+	m.log.Info("control socket", "address", m.control.Addr)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					m.log.Warn("control socket", "err", err)
+				}
+				return
+			}
+			go m.controlConn(c.(*net.UnixConn))
+		}
+	}()
+}
+
+// stopControl stops accepting (the socket itself stays open, for the next master).
+func (m *Master) stopControl() {
+	if m.controlLn != nil {
+		m.controlLn.Close()
+	}
+}
+
+func (m *Master) controlConn(c *net.UnixConn) {
+	reply := func(r ControlReply) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		b, _ := json.Marshal(r)
+		c.Write(append(b, '\n'))
+		c.Close()
+	}
+	if err := checkPeer(c); err != nil {
+		reply(ControlReply{Error: err.Error()})
+		m.post(func() { m.log.Warn("control connection refused", "err", err) })
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReaderSize(c, 4096).ReadSlice('\n')
+	var req ControlRequest
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	if err != nil {
+		reply(ControlReply{Error: "bad request: " + err.Error()})
+		return
+	}
+	m.post(func() { m.onControl(req, reply) })
+}
+
+// checkPeer lets in root and the user this master runs as.
+func checkPeer(c *net.UnixConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *syscall.Ucred
+	var cerr error
+	raw.Control(func(fd uintptr) {
+		cred, cerr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if cerr != nil {
+		return os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
+	}
+	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
+		return fmt.Errorf("permission denied: uid %d may not control this master", cred.Uid)
+	}
+	return nil
+}
+
+// onControl runs a request on the master loop.
+func (m *Master) onControl(req ControlRequest, reply replyFunc) {
+	m.log.Info("control request", "verb", req.Verb, "wait", req.Wait)
+	switch req.Verb {
+	case "status":
+		st := m.status()
+		reply(ControlReply{OK: true, Status: &st})
+	case "reload":
+		m.controlReload(req, reply)
+	case "upgrade":
+		m.controlUpgrade(req, reply)
+	case "rollback":
+		m.controlRollback(req, reply)
+	default:
+		reply(ControlReply{Error: fmt.Sprintf("unknown verb %q", req.Verb)})
+	}
+}
+
+func (m *Master) controlReload(req ControlRequest, reply replyFunc) {
+	switch {
+	case m.stopping != running:
+		reply(ControlReply{Error: "the master is stopping"})
+		return
+	case m.up != nil:
+		reply(ControlReply{Error: "an upgrade is in flight: commit or roll it back first"})
+		return
+	}
+	if req.Wait {
+		m.reloadWaiters = append(m.reloadWaiters, reply)
+	}
+	if m.reload == nil {
+		m.startReload()
+	}
+	if !req.Wait {
+		reply(ControlReply{OK: true, Message: "reload started"})
+	}
+}
+
+// answerReload tells every client waiting on the reload how it ended.
+func (m *Master) answerReload(err error) {
+	r := ControlReply{OK: true, Message: "reload complete: " + m.statusLine()}
+	if err != nil {
+		r = ControlReply{Error: err.Error()}
+	}
+	for _, reply := range m.reloadWaiters {
+		reply(r)
+	}
+	m.reloadWaiters = nil
+}
+
+func (m *Master) controlUpgrade(req ControlRequest, reply replyFunc) {
+	if err := m.startUpgrade(); err != nil {
+		reply(ControlReply{Error: err.Error()})
+		return
+	}
+	if !req.Wait {
+		reply(ControlReply{OK: true, Message: fmt.Sprintf("upgrade started: new master pid %d", m.up.pid)})
+		return
+	}
+	m.up.waiters = append(m.up.waiters, reply)
+}
+
+func (m *Master) controlRollback(req ControlRequest, reply replyFunc) {
+	up := m.up
+	if up == nil {
+		reply(ControlReply{Error: "no upgrade in flight on this master"})
+		return
+	}
+	m.rollbackWorkers()
+	up.reason = "rolled back on request"
+	up.signal(syscall.SIGQUIT)
+	if req.Wait {
+		up.rollbackWaiters = append(up.rollbackWaiters, reply)
+		return
+	}
+	reply(ControlReply{OK: true, Message: fmt.Sprintf("rollback started: new master pid %d asked to exit", up.pid)})
+}
+
+// answer tells every client waiting on the upgrade how it ended: committed (err nil) or
+// rolled back.
+func (up *upgrade) answer(err error) {
+	commit := ControlReply{OK: true, Message: fmt.Sprintf("upgrade committed: new master pid %d is in charge", up.pid)}
+	rollback := ControlReply{Error: fmt.Sprintf("the upgrade was not rolled back: new master pid %d is in charge", up.pid)}
+	if err != nil {
+		commit = ControlReply{Error: err.Error()}
+		rollback = ControlReply{OK: true, Message: "rolled back: " + err.Error()}
+	}
+	for _, reply := range up.waiters {
+		reply(commit)
+	}
+	for _, reply := range up.rollbackWaiters {
+		reply(rollback)
+	}
+	up.waiters, up.rollbackWaiters = nil, nil
+}
