@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -76,6 +77,8 @@ type Master struct {
 	everUp   bool     // the first pool has been ready once
 	lastErr  string
 
+	wedgeOnUSR1 bool // test switch BATON_TEST_WEDGE=1: USR1 blocks the loop, to prove the watchdog
+
 	sigs     chan os.Signal
 	events   chan func()
 	done     chan struct{}
@@ -100,6 +103,7 @@ func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
 		sigs: sigs, events: make(chan func(), 64), done: make(chan struct{}),
 	}
 	m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
+	m.wedgeOnUSR1 = os.Getenv("BATON_TEST_WEDGE") == "1"
 	if m.dir, err = os.Getwd(); err != nil {
 		return nil, fmt.Errorf("working directory: %w", err)
 	}
@@ -256,6 +260,10 @@ func (m *Master) onSignal(s os.Signal) {
 	case syscall.SIGTERM, syscall.SIGINT:
 		m.fastStop()
 	case syscall.SIGUSR1:
+		if m.wedgeOnUSR1 {
+			m.log.Warn("BATON_TEST_WEDGE: the master loop blocks for good (test switch)")
+			time.Sleep(math.MaxInt64)
+		}
 		for _, p := range m.allPools() {
 			for _, w := range p.live() {
 				w.signal(syscall.SIGUSR1)

@@ -23,8 +23,11 @@ import (
 // can be told apart from socket-unit fds when both come back in LISTEN_FDS.
 const storePrefix = "baton/"
 
-// isMain reports whether this master is the service's main process.
-func (m *Master) isMain() bool { return m.parent == nil }
+// isMain reports whether this master is the service's main process: not a new master
+// before its commit, not an old master after it handed over.
+func (m *Master) isMain() bool {
+	return m.parent == nil && (m.up == nil || m.up.state != upHandedOver)
+}
 
 // notifySystemd sends one datagram to systemd, if there is one and this master is main.
 func (m *Master) notifySystemd(state ...string) {
