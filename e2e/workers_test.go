@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -159,4 +162,65 @@ func TestWorkersRunAsUser(t *testing.T) {
 		}
 	}
 	s.onlyGeneration(1, 3)
+}
+
+// TestStartTimeout: a worker that never says READY=1 is killed after start_timeout and
+// counts as a failed start.
+func TestStartTimeout(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(strings.Replace(s.workerConfig("never-ready", 1, ""), `start_timeout = "10s"`, `start_timeout = "300ms"`, 1))
+	s.start()
+	s.waitLog(`msg="worker not ready in time; killing it"`, 2)
+	got := s.waitLog(`msg="worker failed; restarting".*how="\(pid \d+\) not ready within 300ms"`, 2)
+	if len(got) < 2 {
+		t.Fatalf("start timeouts not counted as failed starts: %v", got)
+	}
+}
+
+// TestWinchThenHup: WINCH stops the workers and keeps the sockets (connections queue);
+// HUP brings workers back, which answer the queued connection.
+func TestWinchThenHup(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(s.helloConfig(2, ""))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	master := s.pid("baton.pid")
+	s.signal(master, syscall.SIGWINCH)
+	waitFor(t, 20*time.Second, func() bool { return len(workersOf(master)) == 0 }, "workers to exit")
+	if !alive(master) {
+		t.Fatal("master exited on WINCH")
+	}
+	// The listener is still open: a connection is accepted by the kernel into the backlog.
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatalf("connect while no worker runs: %v (the listener was closed)", err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	s.signal(master, syscall.SIGHUP)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the connection made while no worker ran was not answered: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	s.waitWorkers(master, 2)
+}
+
+// TestFastStop: TERM stops everything fast; nothing outlives the master.
+func TestFastStop(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(s.workerConfig("ignore-term", 2, ""))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	master := s.pid("baton.pid")
+	s.waitWorkers(master, 2)
+	s.signal(master, syscall.SIGTERM)
+	s.waitExit(20 * time.Second)
+	if n := len(lines(s.log(), `msg="worker did not stop in time; killing it"`, "timeout=1s")); n != 2 {
+		t.Errorf("%d workers killed after the fast-stop grace, want 2", n)
+	}
 }
