@@ -28,10 +28,20 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time).
+# Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time). Their seed
+# corpora run as ordinary tests in `make test`.
+FUZZ_TARGETS := \
+	./config:FuzzParse \
+	./sdnotify:FuzzParseState \
+	./fdstore:FuzzParseListenEnv ./fdstore:FuzzDecodeHeader ./fdstore:FuzzDecodeChunk \
+	./logging:FuzzJournalEntry ./logging:FuzzPrefixedLine \
+	./examples/hello:FuzzParseNames
+
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config
-	$(GO) test -run='^$$' -fuzz='^FuzzParseState$$' -fuzztime=$(FUZZTIME) ./sdnotify
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz $$pkg $$name"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=50x $$pkg; \
+	done
 
 # baton standalone on $(DEMO_ADDR) with two reference workers, in the foreground.
 demo: build

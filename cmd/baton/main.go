@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/baton-supervisor/baton/config"
+	"github.com/baton-supervisor/baton/logging"
 	"github.com/baton-supervisor/baton/supervisor"
 )
 
@@ -173,7 +174,8 @@ func run(args []string, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	log := newLogger(stderr, f.logLevel)
+	log, mode := logging.New(os.Stderr, f.logLevel)
+	log.Debug("log output chosen", "log_output", mode.String())
 	exe, err := supervisor.Executable(os.Args[0])
 	if err != nil {
 		log.Error("cannot tell where this binary is; upgrades will not work", "err", err)
@@ -195,8 +197,4 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return m.Run()
-}
-
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
