@@ -156,3 +156,31 @@ func slicesContains(s []int, v int) bool {
 	}
 	return false
 }
+
+// TestControlStopDuringUpgrade: `baton stop --wait` (the units' ExecStop=) stops every
+// generation gracefully, also while an upgrade is in flight, where QUIT would commit.
+func TestControlStopDuringUpgrade(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(controlConfig + s.helloConfig(2, "\n[upgrade]\ncommit = \"manual\"\n"))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	old := s.pid("baton.pid")
+	s.signal(old, syscall.SIGUSR2)
+	s.waitLog(`msg="new master ready"`, 1)
+	nw := s.pid("baton.pid")
+	out, code := s.baton("stop", "-c", "baton.toml", "--wait")
+	if code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("stop --wait = %d %q", code, out)
+	}
+	if alive(nw) {
+		t.Errorf("new master %d still alive after the old one stopped", nw)
+	}
+	s.waitExit(20e9)
+	if n := len(lines(s.log(), `msg="upgrade committed`)); n != 0 {
+		t.Errorf("stop committed the upgrade instead of stopping")
+	}
+	out, code = s.baton("stop", "-c", "baton.toml", "--wait")
+	if code != 0 || !strings.Contains(out, "no master runs") {
+		t.Errorf("stop with no master = %d %q, want 0 and 'no master runs'", code, out)
+	}
+}

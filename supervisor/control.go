@@ -28,7 +28,7 @@ const controlName = "baton.control"
 
 // ControlRequest is what a client sends.
 type ControlRequest struct {
-	Verb string `json:"verb"`           // status, reload, upgrade, rollback
+	Verb string `json:"verb"`           // status, reload, upgrade, rollback, stop
 	Wait bool   `json:"wait,omitempty"` // reply when the action has finished, not when it started
 }
 
@@ -153,6 +153,9 @@ func (m *Master) onControl(req ControlRequest, reply replyFunc) {
 		m.controlUpgrade(req, reply)
 	case "rollback":
 		m.controlRollback(req, reply)
+	case "stop":
+		m.stopWaiters = append(m.stopWaiters, reply)
+		m.gracefulStop()
 	default:
 		reply(ControlReply{Error: fmt.Sprintf("unknown verb %q", req.Verb)})
 	}

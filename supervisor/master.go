@@ -61,6 +61,7 @@ type Master struct {
 	control       *fdstore.Listener // the control socket; nil when there is none
 	controlLn     net.Listener      // accepting on it, while this master is in charge
 	reloadWaiters []replyFunc       // control clients waiting for the reload in flight
+	stopWaiters   []replyFunc       // control clients waiting for this master to exit
 
 	sd         *sdnotify.Notifier // systemd's notify socket; nil off systemd
 	watchdog   time.Duration      // systemd's watchdog interval; 0 = none
@@ -234,6 +235,9 @@ func (m *Master) cleanup() {
 	m.stopControl()
 	m.control.Close()
 	m.answerReload(errors.New("the master exited"))
+	for _, reply := range m.stopWaiters {
+		reply(ControlReply{OK: true, Message: fmt.Sprintf("master pid %d stopped", m.pid)})
+	}
 	if m.parent != nil {
 		m.parent.conn.Close()
 	}
@@ -309,6 +313,9 @@ func (m *Master) onQUIT() {
 	m.gracefulStop()
 }
 
+// gracefulStop is QUIT without an upgrade in flight, or `baton stop` (ExecStop=) with or
+// without one: every worker drains, a new master not committed yet is asked to stop too
+// (and this master waits for it), then the master exits.
 func (m *Master) gracefulStop() {
 	if m.stopping != running {
 		return
@@ -324,6 +331,13 @@ func (m *Master) gracefulStop() {
 		m.retire(p, false)
 	}
 	m.current = nil
+	if m.up != nil {
+		m.up.signal(syscall.SIGQUIT)
+		m.up.stopTimer()
+		up := m.up
+		grace := m.cfg.Worker.StopTimeout + 5*time.Second
+		up.timer = time.AfterFunc(grace, func() { up.signal(syscall.SIGKILL) })
+	}
 }
 
 // fastStop is TERM/INT: every worker gets SIGTERM and fastStopGrace, then SIGKILL; a new

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,15 +14,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/supervisor"
 )
 
-// control runs a control verb (status, reload, upgrade, rollback) against the control
-// socket of the master in charge. Exit status: 0 done, 1 the master said no (or the
-// action failed), 2 bad usage, 3 no master to talk to.
+// control runs a control verb (status, reload, upgrade, rollback, stop) against the
+// control socket of the master in charge. Exit status: 0 done, 1 the master said no (or the
+// action failed), 2 bad usage, 3 no master to talk to — except for stop, for which no
+// master is success (ExecStop= also runs after the master exited by itself).
 func control(verb string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -42,6 +45,10 @@ func control(verb string, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	reply, err := ask(path, supervisor.ControlRequest{Verb: verb, Wait: *wait}, *timeout)
+	if err != nil && verb == "stop" && errors.Is(err, errNoMaster) {
+		fmt.Fprintf(stdout, "baton stop: no master runs (%v)\n", err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "baton %s: %v\n", verb, err)
 		return 3
@@ -88,12 +95,17 @@ func controlPath(file string) (string, error) {
 // parse any more.
 var controlLine = regexp.MustCompile(`(?m)^[ \t]*control_socket[ \t]*=[ \t]*"([^"\n]+)"`)
 
+var errNoMaster = errors.New("no master answers")
+
 // ask sends one request and reads one reply.
 func ask(path string, req supervisor.ControlRequest, timeout time.Duration) (supervisor.ControlReply, error) {
 	var reply supervisor.ControlReply
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		return reply, fmt.Errorf("%w on %s: %w", errNoMaster, path, err)
+	}
 	if err != nil {
-		return reply, fmt.Errorf("no master answers on %s: %w", path, err)
+		return reply, fmt.Errorf("cannot reach the master on %s: %w", path, err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))

@@ -6,7 +6,7 @@
 //
 //	baton run [-c FILE] [--listen NAME=ADDR]… [--workers N] [--pidfile PATH] [-- CMD ARGS…]
 //	baton check -c FILE
-//	baton status|reload|upgrade|rollback [-c FILE | --socket PATH] [--wait]
+//	baton status|reload|upgrade|rollback|stop [-c FILE | --socket PATH] [--wait]
 //	baton version
 //
 // See the README for the signals and the configuration reference.
@@ -45,6 +45,7 @@ func usage(w io.Writer) {
   baton reload   [-c FILE | --socket PATH] [--wait] [--timeout 90s]
   baton upgrade  [-c FILE | --socket PATH] [--wait] [--timeout 90s]
   baton rollback [-c FILE | --socket PATH] [--wait] [--timeout 90s]
+  baton stop     [-c FILE | --socket PATH] [--wait] [--timeout 90s]
   baton version
 
 With neither -c nor a command, baton run uses its built-in default configuration (the
@@ -62,7 +63,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return run(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
-	case "status", "reload", "upgrade", "rollback":
+	case "status", "reload", "upgrade", "rollback", "stop":
 		return control(args[0], args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "baton", version)
