@@ -110,11 +110,14 @@ func ask(path string, req supervisor.ControlRequest, timeout time.Duration) (sup
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
 	b, _ := json.Marshal(req)
-	if _, err := c.Write(append(b, '\n')); err != nil {
-		return reply, err
-	}
+	_, werr := c.Write(append(b, '\n'))
+	// Read even when the write failed: a master that turns us away answers, then closes
+	// before it reads anything.
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
+		if werr != nil {
+			return reply, werr
+		}
 		return reply, fmt.Errorf("no reply from the master: %w", err)
 	}
 	if err := json.Unmarshal(line, &reply); err != nil {
