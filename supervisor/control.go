@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,7 +55,11 @@ func openControl(path string, ls []*fdstore.Listener) (*fdstore.Listener, []*fds
 	if path == "" {
 		return nil, ls, nil
 	}
-	l, err := fdstore.Open(fdstore.Spec{Name: controlName, Network: "unix", Address: path, Mode: 0o600})
+	spec := fdstore.Spec{Name: controlName, Network: "unix", Address: path, Mode: 0o600}
+	if strings.HasPrefix(path, "@") {
+		spec.Mode = 0 // an abstract socket has no file mode: peer credentials alone guard it
+	}
+	l, err := fdstore.Open(spec)
 	if err != nil {
 		return nil, ls, fmt.Errorf("control socket: %w", err)
 	}
@@ -170,15 +175,34 @@ func (m *Master) controlReload(req ControlRequest, reply replyFunc) {
 		reply(ControlReply{Error: "an upgrade is in flight: commit or roll it back first"})
 		return
 	}
+	if r := m.signalReload; req.Wait && m.reload == nil && r != nil && time.Since(r.at) < claimWindow {
+		// The reload systemd started with SIGHUP (Type=notify-reload) before it ran
+		// ExecReload=: that is the reload this client waits for.
+		m.signalReload = nil
+		reply(r.reply)
+		return
+	}
 	if req.Wait {
 		m.reloadWaiters = append(m.reloadWaiters, reply)
 	}
 	if m.reload == nil {
-		m.startReload()
+		m.startReload(false)
 	}
 	if !req.Wait {
 		reply(ControlReply{OK: true, Message: "reload started"})
 	}
+}
+
+// claimWindow is how long the result of a reload started by SIGHUP, and waited for by no
+// client, stays there for the next `baton reload --wait`. Under Type=notify-reload systemd
+// sends SIGHUP and then runs ExecReload=, whose `baton reload --wait` may reach the master
+// after that reload ended: it takes that reload's result rather than starting another.
+const claimWindow = 5 * time.Second
+
+// finishedReload is a reload started by SIGHUP that no client has heard about yet.
+type finishedReload struct {
+	at    time.Time
+	reply ControlReply
 }
 
 // answerReload tells every client waiting on the reload how it ended.
@@ -186,6 +210,10 @@ func (m *Master) answerReload(err error) {
 	r := ControlReply{OK: true, Message: "reload complete: " + m.statusLine()}
 	if err != nil {
 		r = ControlReply{Error: err.Error()}
+	}
+	m.signalReload = nil
+	if m.reloadBySignal && len(m.reloadWaiters) == 0 {
+		m.signalReload = &finishedReload{at: time.Now(), reply: r}
 	}
 	for _, reply := range m.reloadWaiters {
 		reply(r)

@@ -61,6 +61,9 @@ type Master struct {
 	reloadWaiters []replyFunc       // control clients waiting for the reload in flight
 	stopWaiters   []replyFunc       // control clients waiting for this master to exit
 
+	reloadBySignal bool            // the reload in flight (or the last one) came from SIGHUP
+	signalReload   *finishedReload // a SIGHUP reload whose result no client took yet
+
 	sd         *sdnotify.Notifier // systemd's notify socket; nil off systemd
 	watchdog   time.Duration      // systemd's watchdog interval; 0 = none
 	sentStatus string             // the last STATUS= sent
@@ -89,8 +92,8 @@ type Master struct {
 // master during an upgrade, else from socket activation and the config), opens the
 // workers' notify socket and writes the pid file. sigs must already be subscribed to
 // Signals. On error nothing is left open.
-func New(opts Options, sigs chan os.Signal) (m *Master, err error) {
-	m = &Master{
+func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
+	m := &Master{
 		opts: opts, pid: os.Getpid(), gen: 1, shimExe: "/proc/self/exe",
 		sigs: sigs, events: make(chan func(), 64), done: make(chan struct{}),
 	}

@@ -23,11 +23,12 @@ type reload struct {
 
 // startReload is HUP: re-read the config; start new workers; old workers retire only when
 // every new one is ready. A bad config, or new workers that fail, keep the old ones serving.
-func (m *Master) startReload() {
+func (m *Master) startReload(bySignal bool) {
 	if m.reload != nil {
 		m.log.Warn("HUP ignored: a reload is already in flight")
 		return
 	}
+	m.reloadBySignal = bySignal
 	m.log.Info("reload: reading the config", "event", "reload-started")
 	m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()),
 		sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StartTimeout+5*time.Second))

@@ -55,7 +55,7 @@ func (m *Master) onHUP() {
 	case m.up != nil:
 		m.rollbackWorkers()
 	default:
-		m.startReload()
+		m.startReload(true)
 	}
 }
 

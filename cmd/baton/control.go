@@ -88,6 +88,14 @@ func controlPath(file string) (string, error) {
 	if p := c.ControlPath(); p != "" {
 		return p, nil
 	}
+	// From a shell, for an instance of the shipped units: baton@web.service reads
+	// /etc/baton/web.toml and has RuntimeDirectory=baton/web.
+	if file != "" {
+		p := filepath.Join("/run/baton", strings.TrimSuffix(filepath.Base(file), ".toml"), "control.sock")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
 	return "", fmt.Errorf("no control socket: give --socket, or -c FILE with control_socket set, or run under systemd with RuntimeDirectory=")
 }
 
