@@ -10,7 +10,7 @@ DEMO_ADDR ?= 127.0.0.1:8080
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test lint fuzz demo bench clean
+.PHONY: all build test lint fuzz demo bench package integration clean
 
 all: build
 
@@ -23,10 +23,11 @@ build:
 test: lint
 	$(GO) test -race -count=1 ./...
 
-lint:
+lint: build
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+	BATON_BIN=$(BIN)/baton bash units/verify.sh
 
 # Each fuzz target for FUZZTIME (go test runs one -fuzz target at a time). Their seed
 # corpora run as ordinary tests in `make test`.
@@ -55,6 +56,10 @@ demo: build
 	@echo "  kill -QUIT  \$$(cat bin/baton.pid)            # graceful stop (TERM: fast stop)"
 	@echo
 	cd $(BIN) && PATH="$(BIN):$$PATH" ./baton run --pidfile baton.pid --listen http=$(DEMO_ADDR)
+
+# .deb and .rpm in dist/ (nfpm, pinned in packaging/build.sh).
+package:
+	packaging/build.sh $(VERSION) dist
 
 clean:
 	rm -rf $(BIN) dist

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Build baton's .deb and .rpm.
+#
+#   packaging/build.sh VERSION OUTDIR
+#
+# VERSION is what `baton version` prints (normally `git describe --tags --always --dirty`);
+# the package version is derived from it (see pkg_version). OUTDIR receives
+# baton_<ver>-1_<arch>.deb and baton-<ver>-1.<arch>.rpm; the staging tree is a temporary
+# directory removed on exit.
+#
+# Environment: GOARCH (default: the host's), NFPM_VERSION (default: the pinned one below),
+# SOURCE_DATE_EPOCH (default: the last commit's time, so the same tree gives the same
+# packages).
+set -euo pipefail
+
+# nfpm, run with `go run …@version`, never added to go.mod. v2.45.2 is the newest v2 release
+# whose module graph resolves through the module proxy we have: v2.46.0 and later need
+# go.digitalxero.dev modules (msix, rpm), which that proxy refuses.
+NFPM_VERSION=${NFPM_VERSION:-v2.45.2}
+
+if [ $# -ne 2 ] || [ -z "$1" ] || [ -z "$2" ]; then
+	echo "usage: $0 VERSION OUTDIR" >&2
+	exit 2
+fi
+version=$1
+outdir=$2
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$PATH:/usr/local/go/bin"
+mkdir -p "$outdir"
+outdir=$(cd "$outdir" && pwd)
+
+# pkg_version turns a `git describe` string into a version that dpkg and rpm both order
+# correctly: v1.2.3 -> 1.2.3; v1.2.3-rc.1 -> 1.2.3~rc.1 (before 1.2.3); v1.2.3-4-gabc1234
+# -> 1.2.3+4.gabc1234 (after 1.2.3); no tag yet (abc1234) -> 0.0.0+gabc1234; -dirty ->
+# +dirty (or .dirty after a +).
+pkg_version() {
+	local v=${1#v} dirty="" out
+	case $v in *-dirty) v=${v%-dirty} dirty=dirty ;; esac
+	if [[ $v =~ ^[0-9a-f]{4,40}$ ]]; then
+		out="0.0.0+g$v"
+	elif [[ $v =~ ^([0-9]+(\.[0-9]+)*)(-([0-9A-Za-z.]+))?(-([0-9]+)-g([0-9a-f]+))?$ ]]; then
+		out=${BASH_REMATCH[1]}
+		[ -n "${BASH_REMATCH[4]}" ] && out+="~${BASH_REMATCH[4]}"
+		[ -n "${BASH_REMATCH[6]}" ] && out+="+${BASH_REMATCH[6]}.g${BASH_REMATCH[7]}"
+	else
+		echo "build.sh: cannot make a package version of $1 (want vX.Y.Z[-pre][-N-gHASH][-dirty] or a hash)" >&2
+		return 1
+	fi
+	if [ -n "$dirty" ]; then
+		case $out in *+*) out+=".dirty" ;; *) out+="+dirty" ;; esac
+	fi
+	echo "$out"
+}
+
+BATON_PKG_VERSION=$(pkg_version "$version")
+BATON_ARCH=${GOARCH:-$(go env GOARCH)}
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+BATON_STAGE=$(mktemp -d "${TMPDIR:-/tmp}/baton-package.XXXXXX")
+trap 'rm -rf "$BATON_STAGE"' EXIT
+export BATON_PKG_VERSION BATON_ARCH BATON_STAGE SOURCE_DATE_EPOCH
+
+# The binaries: static (CGO_ENABLED=0), so one package runs on any glibc or musl system.
+# The price: user and group names in the config are looked up in /etc/passwd and
+# /etc/group only (no NSS: LDAP, sssd); numeric ids always work.
+echo "build.sh: baton $version (package $BATON_PKG_VERSION, $BATON_ARCH)"
+export CGO_ENABLED=0 GOOS=linux GOARCH=$BATON_ARCH
+go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$BATON_STAGE/bin/baton" ./cmd/baton
+go build -trimpath -ldflags "-s -w" -o "$BATON_STAGE/bin/hello" ./examples/hello
+unset CGO_ENABLED GOOS GOARCH
+
+# Unit files: units/*.service and *.socket go to /usr/lib/systemd/system; every subfolder
+# of units/ holding unit files (a variant such as v254/, for systemd >= 254) goes, whole,
+# to /usr/share/doc/baton/units/<subfolder>/: one package serves every systemd, so only the
+# units that run on the oldest supported one are installed live.
+unitsdir=units
+mkdir -p "$BATON_STAGE/systemd" "$BATON_STAGE/doc/units"
+shopt -s nullglob
+units=("$unitsdir"/*.service "$unitsdir"/*.socket)
+if [ ${#units[@]} -eq 0 ]; then
+	echo "build.sh: no unit files in $unitsdir/ (*.service, *.socket)" >&2
+	exit 1
+fi
+cp "${units[@]}" "$BATON_STAGE/systemd/"
+for d in "$unitsdir"/*/; do
+	d=${d%/}
+	name=${d##*/}
+	[ "$name" != testdata ] || continue
+	variant=("$d"/*.service "$d"/*.socket "$d"/*.conf)
+	[ ${#variant[@]} -gt 0 ] || continue
+	mkdir -p "$BATON_STAGE/doc/units/$name"
+	cp -R "$d"/. "$BATON_STAGE/doc/units/$name/"
+done
+shopt -u nullglob
+
+# Docs.
+cp README.md CHANGELOG.md "$BATON_STAGE/doc/"
+if [ -f "$unitsdir/README.md" ]; then cp "$unitsdir/README.md" "$BATON_STAGE/doc/units/"; fi
+
+# Modes in the package are the staged ones (nfpm's tree type takes them from the files).
+chmod -R u=rwX,go=rX "$BATON_STAGE/systemd" "$BATON_STAGE/doc"
+
+# The example configuration: config/default.toml with the reference worker named by its
+# packaged path (under systemd, PATH does not include /usr/lib/baton).
+sed 's|^command = \["hello"\]|command = ["/usr/lib/baton/hello"]|' config/default.toml >"$BATON_STAGE/example.toml"
+if ! grep -q '^command = \["/usr/lib/baton/hello"\]' "$BATON_STAGE/example.toml"; then
+	echo "build.sh: config/default.toml has no line 'command = [\"hello\"]' to point at /usr/lib/baton/hello" >&2
+	exit 1
+fi
+
+for fmt in deb rpm; do
+	go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" package \
+		--config packaging/nfpm.yaml --packager "$fmt" --target "$outdir/"
+done

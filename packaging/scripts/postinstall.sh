@@ -1,0 +1,103 @@
+#!/bin/sh
+# baton postinstall (deb postinst, rpm %post).
+#
+# After any install or upgrade: systemctl daemon-reload. After an upgrade: hot-upgrade every
+# active service whose master runs the replaced /usr/bin/baton (baton@, baton-fdstore@
+# instances, the admin's own units) to the new one, one at a time, without dropping a
+# connection: `baton upgrade --wait` on the instance's control socket, or, when there is
+# none, SIGUSR2 to its main process. An instance that fails to upgrade keeps serving with
+# the old binary; that is printed, and never fails the package.
+#
+# Turn the hot upgrade off with BATON_NO_HOT_UPGRADE=1 in the environment, or by creating
+# /etc/baton/no-hot-upgrade. BATON_HOT_UPGRADE_TIMEOUT (default 90s) bounds the wait for
+# each instance. Quiet and harmless when systemd is not running (container, chroot).
+#
+# Arguments: deb `configure <old-version>` (old-version empty on a first install),
+# `abort-upgrade|abort-remove|abort-deconfigure …`; rpm 1 (install) or 2+ (upgrade).
+
+log() { echo "baton: $*"; }
+
+case "${1:-}" in
+configure) if [ -n "${2:-}" ]; then action=upgrade; else action=install; fi ;;
+abort-*) action=install ;; # the old package is back in place: reload units, nothing else
+1) action=install ;;
+[2-9] | [1-9][0-9]*) action=upgrade ;;
+*) exit 0 ;;
+esac
+
+[ -d /run/systemd/system ] || exit 0
+
+systemctl daemon-reload || log "warning: systemctl daemon-reload failed"
+
+[ "$action" = upgrade ] || exit 0
+
+# control_socket prints the control socket of a unit: control.sock in its first
+# RuntimeDirectory (baton's default), e.g. /run/baton/web/control.sock for baton@web
+# (RuntimeDirectory=baton/%i).
+control_socket() {
+	dirs=$(systemctl show -p RuntimeDirectory --value "$1" 2>/dev/null </dev/null)
+	first=${dirs%% *}
+	[ -n "$first" ] || return 1
+	echo "/run/$first/control.sock"
+}
+
+# stale_units prints "UNIT PID" for every active service whose main process runs a
+# /usr/bin/baton that has just been replaced (the kernel shows "/usr/bin/baton (deleted)"):
+# every baton@, baton-fdstore@ instance, and any unit of the admin's own with
+# ExecStart=/usr/bin/baton. One that already runs the installed file is left alone, so
+# running this twice upgrades nothing twice.
+stale_units() {
+	active=$(systemctl list-units --type=service --state=active --plain --no-legend --full 2>/dev/null |
+		awk '{ print $1 }')
+	[ -n "$active" ] || return 0
+	# shellcheck disable=SC2086 # unit names have no spaces (systemd escapes them)
+	systemctl show -p Id -p MainPID $active 2>/dev/null |
+		awk -F= '/^Id=/ { id = $2 } /^MainPID=/ { pid = $2 }
+			/^$/ { if (pid > 0) print id, pid; id = ""; pid = 0 }
+			END { if (pid > 0) print id, pid }' |
+		while read -r unit pid; do
+			exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+			[ "$exe" = "/usr/bin/baton (deleted)" ] && echo "$unit $pid"
+		done
+}
+
+timeout=${BATON_HOT_UPGRADE_TIMEOUT:-90s}
+stale=$(stale_units)
+[ -n "$stale" ] || exit 0
+
+if [ "${BATON_NO_HOT_UPGRADE:-}" = 1 ] || [ -e /etc/baton/no-hot-upgrade ]; then
+	log "hot upgrade turned off (BATON_NO_HOT_UPGRADE=1 or /etc/baton/no-hot-upgrade); these keep"
+	log "the old binary until 'baton upgrade -c /etc/baton/INSTANCE.toml' or a restart:"
+	echo "$stale" | while read -r unit pid; do log "  $unit (master pid $pid)"; done
+	exit 0
+fi
+
+total=0
+failed=0
+# A here-document, not a pipe: the loop must run in this shell to count.
+while read -r unit pid; do
+	total=$((total + 1))
+	sock=$(control_socket "$unit") || sock=""
+	if [ -n "$sock" ] && [ -S "$sock" ]; then
+		log "$unit: hot upgrade of master pid $pid through $sock"
+		if out=$(/usr/bin/baton upgrade --wait --timeout "$timeout" --socket "$sock" 2>&1 </dev/null); then
+			log "$unit: $out"
+		else
+			failed=$((failed + 1))
+			log "$unit: hot upgrade FAILED, it keeps serving with the old binary: $out"
+			log "$unit: see 'baton status --socket $sock' and 'journalctl -u $unit'"
+		fi
+	else
+		log "$unit: no control socket${sock:+ at $sock}; sending SIGUSR2 to master pid $pid"
+		if systemctl kill --kill-whom=main -s USR2 "$unit" </dev/null; then
+			log "$unit: upgrade started, not waited for; see 'systemctl status $unit'"
+		else
+			failed=$((failed + 1))
+			log "$unit: could not signal it; it keeps serving with the old binary"
+		fi
+	fi
+done <<EOF
+$stale
+EOF
+log "hot upgrade: $((total - failed)) of $total instance(s) upgraded or started, $failed failed"
+exit 0

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# packaging/test.sh: build baton's .deb and .rpm (twice: v0.0.0-test.1 and v0.0.0-test.2),
+# check what is in them and their maintainer scripts, and, as root with the systemd lab,
+# install, hot-upgrade and remove them under a real systemd (testdata/lab-install.sh).
+#
+# Environment: LAB (the lab script; default /work/shared/systemd-lab/lab, else
+# ../shared/systemd-lab/lab beside the checkout), BATON_PACKAGE_LAB=0 to skip the lab part.
+# Installs rpm (for rpm -qp) with apt-get when it is missing. Prints "ok"/"FAIL" lines and
+# ends with "N passed, N failed"; exit status 1 on any failure.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+export PATH="$PATH:/usr/local/go/bin"
+
+pass=0
+failed=0
+ok() {
+	echo "ok   $*"
+	pass=$((pass + 1))
+}
+bad() {
+	echo "FAIL $*"
+	failed=$((failed + 1))
+}
+# check DESC CMD…: ok if CMD succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else bad "$desc"; fi
+}
+# same DESC WANT GOT: ok if the two strings are equal, else show both.
+same() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		bad "$1"
+		diff <(echo "$2") <(echo "$3") | sed 's/^/     /' || true
+	fi
+}
+
+t0=$(date +%s)
+# section NAME: a header with the seconds since the start.
+section() { echo "== $* (+$(($(date +%s) - t0))s)"; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/baton-package-test.XXXXXX")
+lab_name=""
+cleanup() {
+	if [ -n "$lab_name" ]; then LAB_NAME=$lab_name "$lab" down >/dev/null 2>&1 || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- tools
+if ! command -v rpm >/dev/null; then
+	echo "installing rpm (for rpm -qp) with apt-get"
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm) >"$tmp/apt.log" 2>&1 ||
+		{ cat "$tmp/apt.log"; echo "FAIL cannot install rpm"; exit 1; }
+fi
+command -v dpkg-deb >/dev/null || { echo "FAIL dpkg-deb is missing"; exit 1; }
+
+# ---------------------------------------------------------------- build
+section build
+packaging/build.sh v0.0.0-test.1 "$tmp/v1" >"$tmp/build1.log" 2>&1 || { cat "$tmp/build1.log"; echo "FAIL build v1"; exit 1; }
+packaging/build.sh v0.0.0-test.2 "$tmp/v2" >"$tmp/build2.log" 2>&1 || { cat "$tmp/build2.log"; echo "FAIL build v2"; exit 1; }
+deb=$(echo "$tmp"/v2/*.deb)
+rpm=$(echo "$tmp"/v2/*.rpm)
+same "deb file name" "$tmp/v2/baton_0.0.0~test.2-1_$(go env GOARCH).deb" "$deb"
+check "rpm file exists" test -f "$rpm"
+
+# ---------------------------------------------------------------- what goes where
+section "what goes where"
+# want: every file the packages must hold, from the tree as it is now.
+shopt -s nullglob
+want=(/usr/bin/baton /usr/lib/baton/hello /etc/baton/example.toml
+	/usr/share/doc/baton/README.md /usr/share/doc/baton/CHANGELOG.md)
+[ -f units/README.md ] && want+=(/usr/share/doc/baton/units/README.md)
+for f in units/*.service units/*.socket; do want+=("/usr/lib/systemd/system/${f#units/}"); done
+for d in units/*/; do
+	d=${d%/}
+	[ "${d#units/}" != testdata ] || continue
+	variant=("$d"/*.service "$d"/*.socket "$d"/*.conf)
+	[ ${#variant[@]} -gt 0 ] || continue
+	while IFS= read -r f; do want+=("/usr/share/doc/baton/${f}"); done < <(find "$d" -type f | sort)
+done
+shopt -u nullglob
+want_files=$(printf '%s\n' "${want[@]}" | sort)
+
+deb_list=$(dpkg-deb -c "$deb")
+deb_files=$(awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }' <<<"$deb_list" | sort)
+same "deb: exactly the expected files" "$want_files" "$deb_files"
+check "deb: has /etc/baton/ and /usr/lib/baton/" eval 'grep -q " ./etc/baton/$" <<<"$deb_list" && grep -q " ./usr/lib/baton/$" <<<"$deb_list"'
+for m in "-rwxr-xr-x ./usr/bin/baton" "-rwxr-xr-x ./usr/lib/baton/hello" "-rw-r--r-- ./etc/baton/example.toml"; do
+	check "deb: mode ${m% *} of ${m#* }" eval 'awk "{ print \$1, \$6 }" <<<"$deb_list" | grep -qxF -- "$m"'
+done
+same "deb: conffiles" "/etc/baton/example.toml" "$(dpkg-deb -I "$deb" conffiles)"
+same "deb: version" "0.0.0~test.2-1" "$(dpkg-deb -f "$deb" Version)"
+check "deb: no Depends (static binary)" eval '[ -z "$(dpkg-deb -f "$deb" Depends)" ]'
+check "dpkg orders test.1 before test.2" dpkg --compare-versions 0.0.0~test.1 lt 0.0.0~test.2
+check "dpkg orders v1.2.3-rc.1 < v1.2.3 < v1.2.3-4-gabc" eval \
+	'dpkg --compare-versions 1.2.3~rc.1 lt 1.2.3 && dpkg --compare-versions 1.2.3 lt 1.2.3+4.gabc1234'
+mkdir -p "$tmp/control" "$tmp/root"
+dpkg-deb -e "$deb" "$tmp/control"
+dpkg-deb -x "$deb" "$tmp/root"
+for pair in postinst:postinstall prerm:preremove postrm:postremove; do
+	check "deb: ${pair%%:*} is scripts/${pair##*:}.sh" cmp -s "$tmp/control/${pair%%:*}" packaging/scripts/${pair##*:}.sh
+	check "deb: ${pair%%:*} is executable" test -x "$tmp/control/${pair%%:*}"
+done
+check "deb: no preinst" test ! -e "$tmp/control/preinst"
+same "deb: baton version" "baton v0.0.0-test.2" "$("$tmp/root/usr/bin/baton" version)"
+buildinfo=$(go version -m "$tmp/root/usr/bin/baton")
+check "baton: built with -trimpath" grep -q 'build.*-trimpath=true' <<<"$buildinfo"
+check "baton: static (CGO_ENABLED=0)" grep -q 'build.*CGO_ENABLED=0' <<<"$buildinfo"
+check "example.toml runs the packaged hello" grep -qx 'command = \["/usr/lib/baton/hello"\]' "$tmp/root/etc/baton/example.toml"
+same "example.toml is config/default.toml but for that line" "$(grep -v '^command = ' config/default.toml)" \
+	"$(grep -v '^command = ' "$tmp/root/etc/baton/example.toml")"
+for f in units/*.service units/*.socket; do
+	check "unit ${f#units/} shipped as is" cmp -s "$f" "$tmp/root/usr/lib/systemd/system/${f#units/}"
+done
+
+rpm_files=$(rpm -qpl "$rpm" | sort)
+# shellcheck disable=SC2046 # one directory a word
+rpm_want=$(printf '%s\n' "${want[@]}" /etc/baton /usr/lib/baton /usr/share/doc/baton \
+	$(cd "$tmp/root" && find usr/share/doc/baton -mindepth 1 -type d | sed 's|^|/|') | sort)
+same "rpm: exactly the expected files and own directories" "$rpm_want" "$rpm_files"
+same "rpm: config files" "/etc/baton/example.toml" "$(rpm -qpc "$rpm")"
+same "rpm: example.toml is %config(noreplace)" "/etc/baton/example.toml cn" \
+	"$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" | grep '^/etc/baton/example.toml')"
+same "rpm: version" "0.0.0~test.2-1" "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpm")"
+same "rpm orders test.1 before test.2" "-1" "$(rpm --eval '%{lua: print(rpm.vercmp("0.0.0~test.1", "0.0.0~test.2"))}')"
+for pair in POSTIN:postinstall PREUN:preremove POSTUN:postremove; do
+	same "rpm: %${pair%%:*} is scripts/${pair##*:}.sh" "$(cat packaging/scripts/${pair##*:}.sh)" \
+		"$(rpm -qp --qf "%{${pair%%:*}}" "$rpm")"
+done
+same "rpm: no %pre" "(none)" "$(rpm -qp --qf '%{PREIN}' "$rpm")"
+check "rpm: --scripts lists postinstall, preuninstall, postuninstall" eval \
+	'[ "$(rpm -qp --scripts "$rpm" | grep -c "scriptlet (using /bin/sh)")" = 3 ]'
+
+# ---------------------------------------------------------------- the scripts themselves
+section "the scripts"
+for s in packaging/scripts/*.sh; do
+	check "sh -n $s" sh -n "$s"
+	if command -v dash >/dev/null; then check "dash -n $s" dash -n "$s"; fi
+	if command -v shellcheck >/dev/null; then check "shellcheck -s sh $s" shellcheck -s sh "$s"; fi
+done
+# Without systemd (a container, a chroot): every script is silent, calls no systemctl and
+# exits 0. A fake systemctl first in PATH records any call.
+if [ ! -d /run/systemd/system ]; then
+	mkdir -p "$tmp/fakebin"
+	printf '#!/bin/sh\necho "systemctl $*" >>%s/systemctl.calls\n' "$tmp" >"$tmp/fakebin/systemctl"
+	chmod +x "$tmp/fakebin/systemctl"
+	for call in "postinstall configure" "postinstall configure 0.0.1-1" "postinstall 1" "postinstall 2" \
+		"preremove remove" "preremove upgrade 0.0.3-1" "preremove 0" "preremove 1" \
+		"postremove remove" "postremove upgrade 0.0.3-1" "postremove 0" "postremove 1"; do
+		set -- $call
+		script=$1
+		shift
+		out=$(PATH="$tmp/fakebin:$PATH" sh "packaging/scripts/$script.sh" "$@" 2>&1) && rc=0 || rc=$?
+		same "no systemd: $script.sh $* exits 0 and prints nothing" "0:" "$rc:$out"
+	done
+	check "no systemd: no systemctl call" test ! -e "$tmp/systemctl.calls"
+else
+	echo "skip: the no-systemd checks (this machine runs systemd)"
+fi
+
+# ---------------------------------------------------------------- the lab
+section "the lab"
+lab=${LAB:-/work/shared/systemd-lab/lab}
+[ -x "$lab" ] || lab="$root/../shared/systemd-lab/lab"
+if [ "${BATON_PACKAGE_LAB:-1}" = 0 ]; then
+	echo "skip: the lab install test (BATON_PACKAGE_LAB=0)"
+elif [ "$(id -u)" != 0 ] || [ ! -x "$lab" ]; then
+	echo "skip: the lab install test (needs root and $lab)"
+else
+	lab_name=baton-pkg-$$
+	export LAB_NAME=$lab_name LAB_BIND_RO="$root $tmp"
+	if "$lab" up >"$tmp/lab.log" 2>&1; then
+		"$lab" exec bash "$here/testdata/lab-install.sh" "$tmp" >"$tmp/lab-out.log" 2>&1 || true
+		cat "$tmp/lab-out.log"
+		pass=$((pass + $(grep -c '^ok ' "$tmp/lab-out.log" || true)))
+		failed=$((failed + $(grep -c '^FAIL ' "$tmp/lab-out.log" || true)))
+		grep -qx 'lab: done' "$tmp/lab-out.log" || bad "the lab script did not run to its end"
+	else
+		cat "$tmp/lab.log"
+		bad "lab up"
+	fi
+	"$lab" down >/dev/null 2>&1 || bad "lab down"
+	lab_name=""
+fi
+
+section done
+echo "packaging: $pass passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,226 @@
+#!/bin/bash
+# lab-install.sh: runs INSIDE a systemd lab (packaging/test.sh starts it): installs baton's
+# packages for real under systemd 252, hot-upgrades running instances through the
+# maintainer scripts, and removes them.
+#
+#   lab-install.sh PKGDIR      PKGDIR/v1 and PKGDIR/v2 each hold a .deb and an .rpm
+#
+# The lab's /usr is the host's, read-only, and its /var is an empty tmpfs: this script
+# mounts a tmpfs overlay on /usr and starts empty dpkg and rpm databases, so that
+# `dpkg -i` and `rpm -i` work as on a fresh machine (dpkg then owns /usr/bin and friends in
+# its database and warns that they are not empty on purge: an artefact of the empty
+# database). Prints "ok   lab: …" and "FAIL lab: …" lines; exits 1 on any failure.
+set -u
+pkgdir=$1
+deb1=$(echo "$pkgdir"/v1/*.deb) deb2=$(echo "$pkgdir"/v2/*.deb)
+rpm1=$(echo "$pkgdir"/v1/*.rpm) rpm2=$(echo "$pkgdir"/v2/*.rpm)
+fails=0
+
+ok() { echo "ok   lab: $*"; }
+bad() {
+	echo "FAIL lab: $*"
+	fails=$((fails + 1))
+}
+# check DESC CMD…: ok if CMD succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else bad "$desc"; fi
+}
+# eventually SECONDS CMD…: CMD succeeds before the deadline (polled every 100 ms).
+eventually() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+mainpid() { systemctl show -p MainPID --value "$1"; }
+exe_of() { readlink "/proc/$(mainpid "$1")/exe"; }
+runs_installed() { [ "$(exe_of "$1")" = /usr/bin/baton ]; }
+pid_changed() { local p; p=$(mainpid "$1") && [ "$p" != 0 ] && [ "$p" != "$2" ]; }
+contains() { grep -qF -- "$2" <<<"$1"; }
+serves() { curl -fsS -m 5 "$@" >/dev/null 2>&1; }
+http() { curl -fsS -m 5 http://127.0.0.1:8080/; }
+
+# The load: new connections to 127.0.0.1:8080 one after another until /run/load.stop
+# exists; counts answers and failures in /run/load.result.
+start_load() {
+	rm -f /run/load.stop /run/load.result
+	(
+		n=0 f=0
+		while [ ! -e /run/load.stop ]; do
+			if curl -fsS -m 5 -o /dev/null http://127.0.0.1:8080/ 2>/dev/null; then
+				n=$((n + 1))
+			else
+				f=$((f + 1))
+			fi
+		done
+		echo "$n $f" >/run/load.result
+	) &
+	load_pid=$!
+}
+stop_load() {
+	touch /run/load.stop
+	wait "$load_pid"
+	read -r load_ok load_failed </run/load.result
+}
+
+dump_journal() {
+	echo "--- journal of the baton units"
+	journalctl -q --no-pager -o short-monotonic -u 'baton*' | tail -60
+}
+
+t0=$(date +%s)
+# section NAME: a header with the seconds since the start.
+section() { echo "== $* (+$(($(date +%s) - t0))s)"; }
+
+# ---------------------------------------------------------------- set-up
+mkdir -p /run/usr-rw/upper /run/usr-rw/work
+mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-rw/upper,workdir=/run/usr-rw/work /usr ||
+	{ bad "cannot mount a writable /usr"; exit 1; }
+mkdir -p /var/lib/dpkg/info /var/lib/dpkg/updates /var/lib/dpkg/triggers /var/log
+touch /var/lib/dpkg/status /var/lib/dpkg/available
+# baton-fdstore@ wants network-online.target; in the lab (loopback only) the host's
+# systemd-networkd-wait-online would hold every start for its 120 s timeout.
+systemctl mask --now systemd-networkd-wait-online.service >/dev/null 2>&1
+systemctl --version | head -1
+
+# ---------------------------------------------------------------- deb: install
+section "deb: install"
+out=$(dpkg -i "$deb1" 2>&1)
+check "dpkg -i v1 succeeds" test $? = 0
+check "first install prints nothing of its own" eval '! grep -q "^baton:" <<<"$out"'
+check "/usr/bin/baton is v1" eval '[ "$(/usr/bin/baton version)" = "baton v0.0.0-test.1" ]'
+check "example.toml is a conffile" grep -qx ' */etc/baton/example.toml [0-9a-f]*' <(dpkg-query -W -f='${Conffiles}\n' baton)
+check "systemd knows baton-fdstore@.service" eval 'systemctl cat baton-fdstore@example.service >/dev/null'
+
+# The try-it instance: /etc/baton/example.toml, two hello workers on 127.0.0.1:8080.
+systemctl enable --now baton-fdstore@example.service
+check "baton-fdstore@example is active" systemctl is-active -q baton-fdstore@example
+check "it serves on 127.0.0.1:8080" eventually 20 serves http://127.0.0.1:8080/
+# A socket-activated instance: baton@sock.socket holds /run/baton/sock.sock.
+printf '[worker]\ncommand = ["/usr/lib/baton/hello"]\ncount = 2\n' >/etc/baton/sock.toml
+systemctl start baton@sock.socket baton@sock.service
+check "baton@sock is active" systemctl is-active -q baton@sock.service
+check "it serves on /run/baton/sock.sock" eventually 20 serves --unix-socket /run/baton/sock.sock http://x/
+# An instance with its control socket outside its RuntimeDirectory: upgraded by SIGUSR2.
+sed -e 's|^address = "127.0.0.1:8080"|address = "127.0.0.1:8081"|' \
+	-e '1i control_socket = "/run/baton-alt-test.sock"' /etc/baton/example.toml >/etc/baton/alt.toml
+systemctl start baton-fdstore@alt.service
+check "baton-fdstore@alt is active" systemctl is-active -q baton-fdstore@alt
+check "it serves on 127.0.0.1:8081" eventually 20 serves http://127.0.0.1:8081/
+
+# ---------------------------------------------------------------- deb: upgrade
+section "deb: upgrade"
+ex=$(mainpid baton-fdstore@example) so=$(mainpid baton@sock) alt=$(mainpid baton-fdstore@alt)
+start_load
+out=$(dpkg -i "$deb2" 2>&1)
+rc=$?
+stop_load
+echo "$out" | grep '^baton:'
+check "dpkg -i v2 succeeds" test $rc = 0
+check "/usr/bin/baton is v2" eval '[ "$(/usr/bin/baton version)" = "baton v0.0.0-test.2" ]'
+check "example: upgrade committed, reported" contains "$out" "baton-fdstore@example.service: baton upgrade: upgrade committed"
+check "sock: upgrade committed, reported" contains "$out" "baton@sock.service: baton upgrade: upgrade committed"
+check "alt: no control socket, USR2 sent" contains "$out" "baton-fdstore@alt.service: no control socket at /run/baton/alt/control.sock; sending SIGUSR2"
+check "example: a new master, running the new binary" eval 'pid_changed baton-fdstore@example $ex && runs_installed baton-fdstore@example'
+check "sock: a new master, running the new binary" eval 'pid_changed baton@sock $so && runs_installed baton@sock'
+check "alt: a new master, running the new binary" eventually 30 eval 'pid_changed baton-fdstore@alt $alt && runs_installed baton-fdstore@alt'
+check "example serves generation 2" eval 'http | grep -q "generation=2"'
+check "deb: nothing restarted it either (generation 2)" eval 'baton status --socket /run/baton/example/control.sock | grep -q "generation 2"'
+check "the load got answers ($load_ok)" test "$load_ok" -gt 0
+check "no request failed during the upgrade ($load_failed failed)" test "$load_failed" = 0
+check "the instances are still active" systemctl is-active -q baton-fdstore@example baton@sock baton-fdstore@alt
+
+# Idempotent: running the postinst again upgrades nothing (the masters run the installed file).
+ex=$(mainpid baton-fdstore@example)
+out=$(/var/lib/dpkg/info/baton.postinst configure 0.0.0~test.1-1 2>&1)
+check "postinst again: exit 0, nothing to do" eval '[ $? = 0 ] && [ -z "$out" ]'
+check "postinst again: same master" test "$(mainpid baton-fdstore@example)" = "$ex"
+
+# ---------------------------------------------------------------- deb: a failing upgrade
+section "deb: a failing upgrade"
+# sock's config no longer parses: its new master fails, the old one keeps serving, and
+# the package still installs.
+ex=$(mainpid baton-fdstore@example) so=$(mainpid baton@sock)
+echo 'no_such_key = 1' >>/etc/baton/sock.toml
+out=$(dpkg -i "$deb1" 2>&1)
+rc=$?
+echo "$out" | grep '^baton:'
+check "dpkg -i (downgrade to v1) succeeds although one instance fails" test $rc = 0
+check "the failure is printed" contains "$out" "baton@sock.service: hot upgrade FAILED, it keeps serving with the old binary"
+check "sock: same master, still serving" eval '[ "$(mainpid baton@sock)" = "$so" ] && serves --unix-socket /run/baton/sock.sock http://x/'
+check "example: upgraded all the same" eval 'pid_changed baton-fdstore@example $ex && runs_installed baton-fdstore@example'
+check "the summary counts it" contains "$out" "1 failed"
+sed -i '/^no_such_key/d' /etc/baton/sock.toml
+
+# ---------------------------------------------------------------- deb: turned off
+section "deb: turned off"
+ex=$(mainpid baton-fdstore@example) so=$(mainpid baton@sock)
+touch /etc/baton/no-hot-upgrade
+out=$(dpkg -i "$deb2" 2>&1)
+check "with /etc/baton/no-hot-upgrade: installs" test $? = 0
+check "  and says it is turned off" contains "$out" "hot upgrade turned off"
+check "  and leaves the masters alone" eval '[ "$(mainpid baton-fdstore@example)" = "$ex" ] && [ "$(mainpid baton@sock)" = "$so" ]'
+rm /etc/baton/no-hot-upgrade
+out=$(BATON_NO_HOT_UPGRADE=1 dpkg -i "$deb2" 2>&1)
+check "with BATON_NO_HOT_UPGRADE=1: says it is turned off" contains "$out" "hot upgrade turned off"
+check "  and leaves the masters alone" eval '[ "$(mainpid baton-fdstore@example)" = "$ex" ] && [ "$(mainpid baton@sock)" = "$so" ]'
+out=$(/var/lib/dpkg/info/baton.postinst configure 0.0.0~test.2-1 2>&1)
+check "postinst run by hand later upgrades them" eval 'runs_installed baton-fdstore@example && runs_installed baton@sock'
+
+# ---------------------------------------------------------------- deb: remove, purge
+section "deb: remove, purge"
+out=$(dpkg -r baton 2>&1)
+rc=$?
+echo "$out" | grep '^baton:'
+check "dpkg -r succeeds" test $rc = 0
+check "every baton unit is stopped" eval '[ -z "$(systemctl list-units --plain --no-legend --state=active "baton*")" ]'
+check "the config stays" test -f /etc/baton/example.toml
+check "the enablement stays (Debian: until purge)" test -L /etc/systemd/system/multi-user.target.wants/baton-fdstore@example.service
+out=$(dpkg -P baton 2>&1)
+check "dpkg -P succeeds" test $? = 0
+check "/etc/baton is gone" test ! -e /etc/baton/example.toml
+check "the dangling enablement link is gone" test ! -L /etc/systemd/system/multi-user.target.wants/baton-fdstore@example.service
+check "systemd forgot the units" eval '! systemctl cat baton@.service >/dev/null 2>&1'
+
+# ---------------------------------------------------------------- rpm
+section "rpm"
+# Debian's rpm needs --force-debian; --nodeps: the empty rpm database has no /bin/sh.
+if command -v rpm >/dev/null; then
+	rpm --initdb
+	rpmi() { rpm --force-debian --nodeps "$@"; }
+	out=$(rpmi -i "$rpm1" 2>&1)
+	check "rpm -i v1 succeeds" test $? = 0
+	check "%config(noreplace) example.toml" eval 'rpm -qc baton | grep -qx /etc/baton/example.toml'
+	systemctl enable --now baton-fdstore@example.service
+	check "rpm: baton-fdstore@example serves" eventually 20 serves http://127.0.0.1:8080/
+	ex=$(mainpid baton-fdstore@example)
+	out=$(BATON_NO_HOT_UPGRADE=1 rpmi -U --replacepkgs "$rpm1" 2>&1)
+	check "rpm: BATON_NO_HOT_UPGRADE=1 reaches %post" contains "$out" "hot upgrade turned off"
+	check "  and the master is left alone" test "$(mainpid baton-fdstore@example)" = "$ex"
+	start_load
+	out=$(rpmi -U "$rpm2" 2>&1)
+	rc=$?
+	stop_load
+	echo "$out" | grep '^baton:'
+	check "rpm -U v2 succeeds" test $rc = 0
+	check "rpm: upgrade committed, reported" contains "$out" "baton-fdstore@example.service: baton upgrade: upgrade committed"
+	check "rpm: a new master, running the new binary" eval 'pid_changed baton-fdstore@example $ex && runs_installed baton-fdstore@example'
+	check "rpm: the old package's scripts restarted nothing (generation 2)" eval 'baton status --socket /run/baton/example/control.sock | grep -q "generation 2"'
+	check "rpm: no request failed during the upgrade ($load_ok ok, $load_failed failed)" test "$load_failed" = 0 -a "$load_ok" -gt 0
+	out=$(rpm -e --nodeps baton 2>&1)
+	rc=$?
+	echo "$out" | grep '^baton:'
+	check "rpm -e succeeds" test $rc = 0
+	check "rpm: the instance is stopped" eval '! systemctl is-active -q baton-fdstore@example'
+	check "rpm: and disabled (Fedora)" test ! -L /etc/systemd/system/multi-user.target.wants/baton-fdstore@example.service
+else
+	echo "skip lab: rpm is not installed"
+fi
+
+[ "$fails" = 0 ] || dump_journal
+echo "lab: done"
+exit $((fails > 0))
