@@ -68,6 +68,7 @@ func buildAndRun(m *testing.M) int {
 		{bin.hello, "../examples/hello", ""},
 	} {
 		cmd := exec.Command("go", "build", "-o", b.out, "-ldflags", b.ldflags, b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as shipped
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", b.pkg, err)

@@ -18,8 +18,9 @@ import (
 const OldbinSuffix = ".oldbin"
 
 // WritePIDFile writes pid to path atomically: a temporary file in the same directory,
-// created exclusively (so never through a symlink), synced, then renamed over path. A
-// symlink at path is replaced, not followed.
+// created exclusively (so never through a symlink), then renamed over path. A symlink at
+// path is replaced, not followed. It does not fsync: a pid file describes this boot only
+// (it lives in /run), and the rename alone makes readers see the old or the new content.
 func WritePIDFile(path string, pid int) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -33,9 +34,6 @@ func WritePIDFile(path string, pid int) error {
 	_, err = fmt.Fprintf(f, "%d\n", pid)
 	if err == nil {
 		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

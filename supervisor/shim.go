@@ -16,7 +16,8 @@ import (
 // else.
 const ShimVerb = "__shim"
 
-// RunShim is the worker's first few microseconds: it runs in the child the master forked,
+// RunShim is the start of every worker, a millisecond or two of a static Go binary's
+// start-up before the worker's own exec: it runs in the child the master forked,
 // sets LISTEN_PID to its own pid (which execve keeps, and which os/exec cannot set after
 // fork), leaves SIGUSR2 and SIGWINCH ignored so that `systemctl kill -s USR2` aimed at the
 // whole unit does not reach the worker's default handlers, and execs the worker's command.

@@ -297,8 +297,8 @@ func (m *Master) onNewMasterExit(up *upgrade) {
 		reason = "exited"
 	}
 	m.lastErr = "upgrade rolled back: new master " + strconv.Itoa(up.pid) + " " + reason
+	m.restorePIDFile() // before the log line: whoever reads it finds the pid file in place
 	m.log.Error("upgrade rolled back: the new master exited before the upgrade was committed", "new_pid", up.pid, "reason", reason, "event", "upgrade-rolled-back")
-	m.restorePIDFile()
 	if m.current == nil {
 		m.log.Info("starting workers again")
 		if err := m.startCurrent(m.cfg); err != nil {

@@ -1,0 +1,236 @@
+//go:build linux
+
+package main
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baton-supervisor/baton/bench/load"
+	"github.com/baton-supervisor/baton/config"
+)
+
+func TestParseFields(t *testing.T) {
+	tests := []struct {
+		name string
+		line string
+		want map[string]string
+	}{
+		{
+			"slog line with quoted message",
+			`time=2026-01-01T00:00:00.000Z level=INFO msg="new master ready" generation=1 pid=42 new_pid=43 took=55ms`,
+			map[string]string{"level": "INFO", "msg": "new master ready", "pid": "42", "new_pid": "43", "took": "55ms"},
+		},
+		{
+			"escaped quote in a value",
+			`msg="say \"hi\"" pid=7`,
+			map[string]string{"msg": `say "hi"`, "pid": "7"},
+		},
+		{
+			"words that are not pairs are skipped",
+			`reaper: started 12 pid=3`,
+			map[string]string{"pid": "3"},
+		},
+		{
+			"the first of a repeated key wins",
+			`pid=1 pid=2`,
+			map[string]string{"pid": "1"},
+		},
+		{"empty", ``, map[string]string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := parseFields(tc.line)
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+				}
+			}
+			if len(tc.want) == 0 && len(got) != 0 {
+				t.Errorf("got %v, want nothing", got)
+			}
+		})
+	}
+}
+
+func TestMsgFromMatchesThePidExactly(t *testing.T) {
+	match := msgFrom("worker ready", 12)
+	tests := []struct {
+		line string
+		want bool
+	}{
+		{`msg="worker ready" pid=12 worker_pid=99`, true},
+		{`msg="worker ready" pid=123`, false},
+		{`msg="worker ready" worker_pid=12 pid=5`, false},
+		{`msg="workers ready" pid=12`, false},
+	}
+	for _, tc := range tests {
+		if got := match(parseFields(tc.line)); got != tc.want {
+			t.Errorf("%q: %v, want %v", tc.line, got, tc.want)
+		}
+	}
+}
+
+func TestLogWatchWait(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyTo, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newLogWatch(pr, copyTo)
+	io.WriteString(pw, "msg=a pid=1\nmsg=b pid=1\n")
+	i, l, err := w.wait(0, time.Now().Add(10*time.Second), "b", msgFrom("b", 1))
+	if err != nil || i != 1 || l.fields["msg"] != "b" {
+		t.Fatalf("wait = %d, %q, %v; want line 1, b", i, l.text, err)
+	}
+	// A line written later is waited for; lines before from are not seen.
+	go io.WriteString(pw, "msg=a pid=1\n")
+	i, _, err = w.wait(2, time.Now().Add(10*time.Second), "a again", msgFrom("a", 1))
+	if err != nil || i != 2 {
+		t.Fatalf("wait = %d, %v; want line 2", i, err)
+	}
+	pw.Close()
+	if _, _, err := w.wait(3, time.Now().Add(10*time.Second), "c", msgFrom("c", 1)); err == nil || !strings.Contains(err.Error(), "ended") {
+		t.Errorf("wait after end of stream: %v, want an end-of-log error", err)
+	}
+	if got := len(w.between(0, 10)); got != 3 {
+		t.Errorf("between(0, 10) returned %d lines, want 3", got)
+	}
+}
+
+func TestAttribute(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	cs := []cycle{
+		{start: at(0), ends: []time.Time{at(10), at(20)}},
+		{start: at(100), ends: []time.Time{at(110), at(120)}},
+	}
+	fs := []load.Failure{
+		{At: at(5)},   // cycle 1, phase 1
+		{At: at(10)},  // a phase's end belongs to it
+		{At: at(15)},  // cycle 1, phase 2
+		{At: at(50)},  // between
+		{At: at(119)}, // cycle 2, phase 2
+		{At: at(200)}, // after the last
+	}
+	got := attribute(cs, 2, fs)
+	want := []int64{2, 2, 2}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("attribute = %v, want %v", got, want)
+		}
+	}
+	if n, p := phaseOf(cs, at(105)); n != 1 || p != 0 {
+		t.Errorf("phaseOf(105ms) = %d, %d; want cycle 1, phase 0", n, p)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	var ds durations
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(101-i)*time.Millisecond)
+	}
+	tests := []struct {
+		p    float64
+		want time.Duration
+	}{
+		{50, 50 * time.Millisecond},
+		{95, 95 * time.Millisecond},
+		{100, 100 * time.Millisecond},
+		{0, 1 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		if got := ds.pct(tc.p); got != tc.want {
+			t.Errorf("pct(%v) = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := (durations{}).pct(50); got != 0 {
+		t.Errorf("pct of nothing = %v, want 0", got)
+	}
+}
+
+func TestReadyDetail(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	line := func(ms int, text string) logLine { return logLine{at: at(ms), text: text, fields: parseFields(text)} }
+	lines := []logLine{
+		line(1, `msg="signal received" pid=10`),
+		line(5, `msg="new master started by upgrade" pid=20`),
+		line(7, `msg="worker started" pid=20 worker_pid=31`),
+		line(8, `msg="worker started" pid=20 worker_pid=32`),
+		line(9, `msg=serving pid=31`),
+		line(12, `msg="worker ready" pid=20 worker_pid=31`),
+		line(14, `msg="worker ready" pid=20 worker_pid=32`),
+	}
+	got := readyDetail(lines, 20, t0, at(15))
+	want := []time.Time{at(5), at(8), at(14), at(15)}
+	for i := range want {
+		if !got[i].Equal(want[i]) {
+			t.Fatalf("step %d at %v, want %v", i, got[i].Sub(t0), want[i].Sub(t0))
+		}
+	}
+	// Missing steps take the time of the step before.
+	got = readyDetail(lines[:2], 20, t0, at(15))
+	if !got[1].Equal(at(5)) || !got[2].Equal(at(5)) {
+		t.Errorf("missing steps: %v", got)
+	}
+}
+
+func TestBatonConfigParses(t *testing.T) {
+	dir := t.TempDir()
+	addrs := []string{"127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"}
+	text := batonConfig(filepath.Join(dir, "baton.pid"), "/bin/hello", "1s", addrs, 4, "manual")
+	c, err := config.Parse(filepath.Join(dir, "baton.toml"), []byte(text))
+	if err != nil {
+		t.Fatalf("config does not parse: %v\n%s", err, text)
+	}
+	if len(c.Listeners) != 3 || c.Listeners[0].Name != "http" || c.Listeners[2].Address != "127.0.0.1:1003" {
+		t.Errorf("listeners %+v", c.Listeners)
+	}
+	if c.Worker.Count != 4 || c.Upgrade.Commit != "manual" || c.Upgrade.Soak != 0 {
+		t.Errorf("worker count %d, commit %q, soak %v", c.Worker.Count, c.Upgrade.Commit, c.Upgrade.Soak)
+	}
+	if got := strings.Join(c.Worker.Command, " "); got != "/bin/hello -drain 1s -names *" {
+		t.Errorf("command %q", got)
+	}
+}
+
+func TestNginxConfigIsValid(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+			t.Skip("nginx is not installed")
+		}
+		nginx = "/usr/sbin/nginx"
+	}
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "tmp"), 0o755)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(nginxConfig(dir, "127.0.0.1:1", 2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(nginx, "-t", "-q", "-p", dir+"/", "-c", conf, "-e", filepath.Join(dir, "error.log")).CombinedOutput()
+	if err != nil {
+		t.Errorf("nginx -t: %v\n%s", err, out)
+	}
+}
+
+func TestIntList(t *testing.T) {
+	got, err := intList("1, 4,16")
+	if err != nil || len(got) != 3 || got[2] != 16 {
+		t.Errorf("intList = %v, %v", got, err)
+	}
+	for _, bad := range []string{"0", "x", "1,-2"} {
+		if _, err := intList(bad); err == nil {
+			t.Errorf("intList(%q) succeeded", bad)
+		}
+	}
+}

@@ -1,0 +1,267 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The driver plays the part of systemd or a shell for everything it starts: it is a child
+// subreaper, so that a baton master started detached (CLONE_PARENT) and an nginx master
+// whose parent exited are its children, and it reaps every child, because this machine's
+// PID 1 does not.
+
+// reaper reaps every child of the driver, adopted or not.
+type reaper struct {
+	kick chan struct{} // a child was started: wait4 has something to wait for
+}
+
+func startReaper() (*reaper, error) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)
+	}
+	r := &reaper{kick: make(chan struct{}, 1)}
+	go r.loop()
+	return r, nil
+}
+
+func (r *reaper) loop() {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(-1, &ws, 0, nil)
+		switch {
+		case err == unix.EINTR:
+		case err == unix.ECHILD:
+			// No child, so no descendant either: nothing can be adopted until the
+			// driver starts a process again.
+			<-r.kick
+		case err != nil:
+			time.Sleep(10 * time.Millisecond) // unexpected; do not spin
+		}
+	}
+}
+
+// start starts cmd, gives up os/exec's handle on it (the reaper reaps it) and returns its
+// pid.
+func (r *reaper) start(cmd *exec.Cmd) (int, error) {
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	return pid, nil
+}
+
+// proc is a process watched through a pidfd: signals and waits cannot hit a reused pid.
+type proc struct {
+	pid int
+	fd  int
+}
+
+// errGone is returned by openProc for a process that no longer exists.
+var errGone = errors.New("process gone")
+
+func openProc(pid int) (*proc, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == unix.ESRCH {
+		return nil, fmt.Errorf("pid %d: %w", pid, errGone)
+	}
+	if err != nil {
+		return nil, os.NewSyscallError("pidfd_open", err)
+	}
+	return &proc{pid: pid, fd: fd}, nil
+}
+
+func (p *proc) close() {
+	if p != nil && p.fd >= 0 {
+		unix.Close(p.fd)
+		p.fd = -1
+	}
+}
+
+func (p *proc) signal(sig syscall.Signal) error {
+	if err := unix.PidfdSendSignal(p.fd, sig, nil, 0); err != nil {
+		return fmt.Errorf("signal %v to %d: %w", sig, p.pid, err)
+	}
+	return nil
+}
+
+// wait waits until the process has exited (a zombie counts as exited) and returns when.
+func (p *proc) wait(deadline time.Time) (time.Time, error) {
+	fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
+	for {
+		left := time.Until(deadline)
+		if left < 0 {
+			return time.Time{}, fmt.Errorf("pid %d still running: %w", p.pid, os.ErrDeadlineExceeded)
+		}
+		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, os.NewSyscallError("poll", err)
+		}
+		if n > 0 {
+			return time.Now(), nil
+		}
+	}
+}
+
+// waitAll waits for every process of ps to exit and returns when the last one did.
+func waitAll(ps []*proc, deadline time.Time) (time.Time, error) {
+	last := time.Now()
+	for _, p := range ps {
+		t, err := p.wait(deadline)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last, nil
+}
+
+func openAll(pids []int) ([]*proc, error) {
+	var ps []*proc
+	for _, pid := range pids {
+		p, err := openProc(pid)
+		if errors.Is(err, errGone) {
+			continue
+		}
+		if err != nil {
+			closeAll(ps)
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+func closeAll(ps []*proc) {
+	for _, p := range ps {
+		p.close()
+	}
+}
+
+// children lists the live children of pid, from /proc/PID/task/*/children (a Go process
+// forks from any of its threads).
+func children(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil && alive(c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// descendants lists pid's live descendants, children first.
+func descendants(pid int) []int {
+	var out []int
+	for _, c := range children(pid) {
+		out = append(out, c)
+		out = append(out, descendants(c)...)
+	}
+	return out
+}
+
+// procStat is what the driver reads from /proc/PID/stat.
+type procStat struct {
+	state byte
+	ticks uint64 // utime + stime, in clock ticks
+}
+
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
+	}
+	f := strings.Fields(string(b[i+2:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return procStat{state: f[0][0], ticks: ut + st}, nil
+}
+
+// alive reports whether pid runs; a zombie counts as dead.
+func alive(pid int) bool {
+	st, err := readStat(pid)
+	return err == nil && st.state != 'Z' && st.state != 'X'
+}
+
+// memory returns VmRSS and VmHWM of pid, in KiB.
+func memory(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n
+		case "VmHWM":
+			hwm = n
+		}
+	}
+	return rss, hwm, nil
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime: 100 on every Linux this runs on.
+const clockTicks = 100
+
+// stopAll ends every process the driver started or adopted and their descendants: TERM to
+// each child, then, after grace, KILL to whatever of that tree is still alive. Each is
+// signalled by pid, through a pidfd.
+func stopAll(grace time.Duration) {
+	self := os.Getpid()
+	tree := descendants(self)
+	if len(tree) == 0 {
+		return
+	}
+	ps, _ := openAll(tree)
+	defer closeAll(ps)
+	for _, p := range ps {
+		if slices.Contains(children(self), p.pid) {
+			p.signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.Now().Add(grace)
+	for _, p := range ps {
+		if _, err := p.wait(deadline); err != nil {
+			p.signal(syscall.SIGKILL)
+		}
+	}
+}

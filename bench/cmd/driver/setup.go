@@ -1,0 +1,90 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// setup resolves the binaries (absolute: baton re-executes itself, nginx argv[0]), finds
+// or installs nginx and makes the scratch directory.
+func (d *driver) setup(installNginx bool, work string) error {
+	var err error
+	for _, p := range []*string{&d.baton, &d.hello} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
+		}
+		if _, err := os.Stat(*p); err != nil {
+			return fmt.Errorf("%w (run make build first)", err)
+		}
+	}
+	if slices.Contains(d.systems, "nginx") && d.has("cycles") {
+		if d.nginx, err = findNginx(d.nginx, installNginx); err != nil {
+			return err
+		}
+	}
+	if work == "" {
+		if work, err = os.MkdirTemp("", "baton-bench-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	// nginx workers run as nobody: they must be able to reach their prefix.
+	os.Chmod(work, 0o755)
+	d.work = work
+	return nil
+}
+
+func findNginx(given string, install bool) (string, error) {
+	if given != "" {
+		return filepath.Abs(given)
+	}
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return filepath.Abs(p)
+	}
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx", nil
+	}
+	if !install {
+		return "", errors.New("nginx not found; install Debian's nginx-light, or pass -systems baton")
+	}
+	fmt.Fprintln(os.Stderr, "driver: nginx missing: apt-get install -y nginx-light")
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx-light"}} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("apt-get %s: %w", strings.Join(args, " "), err)
+		}
+	}
+	return "/usr/sbin/nginx", nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		var n int
+		if _, err := fmt.Sscanf(f, "%d", &n); err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want a list of positive numbers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
