@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestUpgradeAsOperatorTypesIt is nginx's dance: a new binary file at the same path, USR2,
@@ -179,3 +182,49 @@ func TestSecondUSR2Refused(t *testing.T) {
 }
 
 func sortInts(s []int) []int { s = slices.Clone(s); slices.Sort(s); return s }
+
+// TestUSR2ToEveryProcess plays `systemctl kill -s USR2 UNIT` without --kill-whom=main:
+// USR2 to every process under the service, again and again while new ones appear, as
+// systemd does with a cgroup. The upgrade must complete and no process may die of it,
+// even those forked in reaction to the signal.
+func TestUSR2ToEveryProcess(t *testing.T) {
+	s := newService(t)
+	s.writeConfig(s.helloConfig(2, "\n[upgrade]\nsoak = \"0s\"\n"))
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	old := s.pid("baton.pid")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(s.log(), `msg="upgrade committed; the old master exits"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the upgrade did not complete")
+		}
+		for _, pid := range descendants(s.reaper.Process.Pid) {
+			syscall.Kill(pid, syscall.SIGUSR2)
+		}
+	}
+	waitFor(t, 20*time.Second, func() bool { return !alive(old) }, "old master to exit")
+	if got := append(lines(s.log(), "killed by USR2"), lines(s.log(), "(signal user defined signal 2)")...); len(got) > 0 {
+		t.Errorf("a process died of USR2:\n%s", strings.Join(got, "\n"))
+	}
+	if n := len(lines(s.log(), `msg="upgrade rolled back`)); n > 0 {
+		t.Errorf("%d upgrades rolled back", n)
+	}
+	s.waitGenerations(2)
+}
+
+// descendants lists every process below pid, quickly (…/task/…/children rather than a
+// scan of /proc), so that the loop reaches a process within a fraction of a millisecond of
+// its fork, as systemd's reading of cgroup.procs does.
+func descendants(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks { // children are per thread: the one that forked
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		for _, f := range strings.Fields(string(b)) {
+			c, _ := strconv.Atoi(f)
+			out = append(out, c)
+			out = append(out, descendants(c)...)
+		}
+	}
+	return out
+}

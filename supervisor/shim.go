@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"syscall"
 )
@@ -41,6 +42,10 @@ func RunShim(args []string) int {
 		fmt.Fprintf(os.Stderr, "baton shim: worker command %q: %v\n", args[0], err)
 		return 127
 	}
+	// The master forked us with USR2 and WINCH blocked (see withForkSignalsBlocked); they
+	// are ignored now, and the worker gets an empty mask.
+	runtime.LockOSThread()
+	clearSignalMask()
 	err = syscall.Exec(path, args, os.Environ())
 	fmt.Fprintf(os.Stderr, "baton shim: exec %s: %v\n", path, err)
 	return 127

@@ -41,6 +41,8 @@ type upgrade struct {
 	reason  string      // why it failed, as N or this master saw it
 	started time.Time
 
+	readDone chan struct{} // closed when read has returned
+
 	waiters         []replyFunc // control clients waiting for the commit
 	rollbackWaiters []replyFunc // control clients waiting for a rollback
 }
@@ -127,12 +129,17 @@ func (m *Master) spawnNewMaster() (*upgrade, error) {
 		Files: []uintptr{0, 1, 2, theirs.Fd()},
 		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_PARENT, PidFD: &pidfd},
 	}
-	pid, err := syscall.ForkExec(m.opts.Exe, argv, attr)
+	var pid int
+	fork := func() (err error) {
+		pid, err = syscall.ForkExec(m.opts.Exe, argv, attr)
+		return err
+	}
+	err = withForkSignalsBlocked(fork)
 	if errors.Is(err, syscall.EINVAL) {
 		// CLONE_PARENT is refused to the init of a pid namespace: there, a child is as
 		// detached as it gets.
 		attr.Sys.Cloneflags = 0
-		pid, err = syscall.ForkExec(m.opts.Exe, argv, attr)
+		err = withForkSignalsBlocked(fork)
 	}
 	if err != nil {
 		if pidfd >= 0 {
@@ -141,10 +148,12 @@ func (m *Master) spawnNewMaster() (*upgrade, error) {
 		conn.Close()
 		return nil, fmt.Errorf("start %s: %w", m.opts.Exe, err)
 	}
-	return &upgrade{pid: pid, pidfd: pidfd, conn: conn, started: time.Now()}, nil
+	return &upgrade{pid: pid, pidfd: pidfd, conn: conn, started: time.Now(), readDone: make(chan struct{})}, nil
 }
 
-// watch waits for N to exit, on its pidfd.
+// watch waits for N to exit, on its pidfd. It lets the reader finish first (N's socket
+// reaches end-of-file when N exits), so that an error N sent just before it exited is
+// known when the exit is handled.
 func (up *upgrade) watch(m *Master) {
 	fds := []unix.PollFd{{Fd: int32(up.pidfd), Events: unix.POLLIN}}
 	for {
@@ -153,11 +162,16 @@ func (up *upgrade) watch(m *Master) {
 			break
 		}
 	}
+	select {
+	case <-up.readDone:
+	case <-time.After(time.Second): // a child of N holds the socket open
+	}
 	m.post(func() { m.onNewMasterExit(up) })
 }
 
 // read takes N's ready and error messages.
 func (up *upgrade) read(m *Master) {
+	defer close(up.readDone)
 	for {
 		msg, err := readMsg(up.conn)
 		if err != nil {

@@ -141,7 +141,7 @@ func (m *Master) startWorker(p *pool, slot int) (*worker, error) {
 		Pdeathsig:  syscall.SIGTERM, // a worker does not outlive a master that died
 		Credential: p.cred,
 	}
-	if err := cmd.Start(); err != nil {
+	if err := withForkSignalsBlocked(cmd.Start); err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", slot, err)
 	}
 	w := &worker{pool: p, slot: slot, cmd: cmd, pid: cmd.Process.Pid, started: time.Now()}

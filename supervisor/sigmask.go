@@ -1,0 +1,48 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// forkSignals are the signals a fork must not let through before the child has set up
+// its own handling. `systemctl kill -s USR2 UNIT` signals every process of the cgroup and
+// reads the cgroup again until no new process shows up (FACTS §d), so it also reaches the
+// new master and the workers forked in reaction to that very USR2; between the fork and
+// their own signal set-up, the default action of USR2 (and of WINCH, which is harmless)
+// would kill them.
+var forkSignals = []syscall.Signal{syscall.SIGUSR2, syscall.SIGWINCH}
+
+func sigset(sigs ...syscall.Signal) *unix.Sigset_t {
+	var s unix.Sigset_t
+	for _, sig := range sigs {
+		n := uint(sig) - 1
+		s.Val[n/64] |= 1 << (n % 64)
+	}
+	return &s
+}
+
+// withForkSignalsBlocked runs fork on a locked OS thread that has forkSignals blocked, so
+// the child starts with them blocked (and pending, if they arrive): a new master unblocks
+// them when it subscribes to them, the exec shim ignores them and clears its mask before
+// it execs the worker.
+func withForkSignalsBlocked(fork func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old unix.Sigset_t
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, sigset(forkSignals...), &old); err != nil {
+		return fork()
+	}
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return fork()
+}
+
+// clearSignalMask unblocks every signal on the calling (locked) thread, so that the
+// program it execs starts with an empty mask, as a program expects.
+func clearSignalMask() {
+	unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, nil)
+}
