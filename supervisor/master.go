@@ -29,6 +29,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is logged when the master starts.
 	Version string
+	// SystemdVersion tells the running systemd's version (0: unknown). Optional.
+	SystemdVersion func() int
 }
 
 type stopKind int

@@ -123,7 +123,17 @@ func (m *Master) handOver(up *upgrade) error {
 	if m.sd == nil {
 		return nil
 	}
-	if err := m.sd.Notify(sdnotify.MainPID(up.pid)); err != nil {
+	// systemd 257 also takes the new master by pidfd (MAINPIDFD=1, the fd attached), immune
+	// to pid reuse, and then prefers it; 252 and 254 ignore the key but log "Got extra
+	// auxiliary fds with notification message" for the fd (labtest, 2026-11-22), so
+	// they get MAINPID= alone. 255 and 256 were not tried.
+	var err error
+	if m.opts.SystemdVersion != nil && m.opts.SystemdVersion() >= 257 {
+		err = m.sd.NotifyWithFDs([]int{up.pidfd}, sdnotify.MainPID(up.pid), "MAINPIDFD=1")
+	} else {
+		err = m.sd.Notify(sdnotify.MainPID(up.pid))
+	}
+	if err != nil {
 		return fmt.Errorf("sd_notify MAINPID=%d: %w", up.pid, err)
 	}
 	if err := m.sd.Barrier(5 * time.Second); err != nil {

@@ -182,11 +182,12 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot tell where this binary is; upgrades will not work", "err", err)
 	}
 	m, err := supervisor.New(supervisor.Options{
-		Load:    f.loader(),
-		Exe:     exe,
-		Args:    os.Args[1:],
-		Logger:  log,
-		Version: version,
+		Load:           f.loader(),
+		Exe:            exe,
+		Args:           os.Args[1:],
+		Logger:         log,
+		Version:        version,
+		SystemdVersion: systemdVersion,
 	}, sigs)
 	if err != nil {
 		var cerr *config.Error
