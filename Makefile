@@ -64,6 +64,11 @@ demo: build
 bench: build
 	$(GO) run ./bench/cmd/driver -out bin/BENCHMARKS-run.md -failures bin/bench-failures.csv
 
+# The systemd suite on real systemd 252, 254 and 257 in containers (labtest/README.md):
+# root, about 2 minutes, plus a minute per rootfs the first time.
+integration:
+	bash labtest/run.sh all
+
 # .deb and .rpm in dist/ (nfpm, pinned in packaging/build.sh).
 package:
 	packaging/build.sh $(VERSION) dist

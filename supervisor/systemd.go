@@ -127,12 +127,17 @@ func (m *Master) handOver(up *upgrade) error {
 	// to pid reuse, and then prefers it; 252 and 254 ignore the key but log "Got extra
 	// auxiliary fds with notification message" for the fd (labtest, 2026-11-22), so
 	// they get MAINPID= alone. 255 and 256 were not tried.
+	version := 0
+	if m.opts.SystemdVersion != nil {
+		version = m.opts.SystemdVersion()
+	}
 	var err error
-	if m.opts.SystemdVersion != nil && m.opts.SystemdVersion() >= 257 {
+	if version >= 257 {
 		err = m.sd.NotifyWithFDs([]int{up.pidfd}, sdnotify.MainPID(up.pid), "MAINPIDFD=1")
 	} else {
 		err = m.sd.Notify(sdnotify.MainPID(up.pid))
 	}
+	m.log.Info("main process handed to the new master", "new_pid", up.pid, "systemd", version, "by_pidfd", version >= 257)
 	if err != nil {
 		return fmt.Errorf("sd_notify MAINPID=%d: %w", up.pid, err)
 	}
