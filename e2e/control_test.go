@@ -34,10 +34,7 @@ const controlConfig = "control_socket = \"baton.sock\"\n"
 // result: 0 for a good config, 1 with the reason for a bad one, old workers serving.
 func TestControlReloadWait(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(controlConfig + s.helloConfig(2, ""))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	master := s.pid("baton.pid")
+	master := s.run(controlConfig + s.helloConfig(2, ""))
 	old := s.waitWorkers(master, 2)
 
 	s.writeConfig(controlConfig + s.helloConfig(3, ""))
@@ -78,10 +75,7 @@ func TestControlReloadWait(t *testing.T) {
 // committed; `baton rollback --wait` undoes an upgrade that is not committed yet.
 func TestControlUpgradeAndRollback(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(controlConfig + s.helloConfig(2, "\n[upgrade]\ncommit = \"auto\"\nsoak = \"0s\"\n"))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	first := s.pid("baton.pid")
+	first := s.run(controlConfig + s.helloConfig(2, "\n[upgrade]\ncommit = \"auto\"\nsoak = \"0s\"\n"))
 	out, code := s.baton("upgrade", "-c", "baton.toml", "--wait")
 	if code != 0 || !strings.Contains(out, "upgrade committed") {
 		t.Fatalf("upgrade --wait = %d %q", code, out)
@@ -163,13 +157,8 @@ func slicesContains(s []int, v int) bool {
 // generation gracefully, also while an upgrade is in flight, where QUIT would commit.
 func TestControlStopDuringUpgrade(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(controlConfig + s.helloConfig(2, "\n[upgrade]\ncommit = \"manual\"\n"))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	old := s.pid("baton.pid")
-	s.signal(old, syscall.SIGUSR2)
-	s.waitLog(`msg="new master ready"`, 1)
-	nw := s.pid("baton.pid")
+	old := s.run(controlConfig + s.helloConfig(2, "\n[upgrade]\ncommit = \"manual\"\n"))
+	nw := s.upgrade(old, 1)
 	out, code := s.baton("stop", "-c", "baton.toml", "--wait")
 	if code != 0 || !strings.Contains(out, "stopped") {
 		t.Fatalf("stop --wait = %d %q", code, out)
@@ -192,10 +181,7 @@ func TestControlStopDuringUpgrade(t *testing.T) {
 // a second reload.
 func TestControlReloadClaimsSignalReload(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(controlConfig + s.helloConfig(2, ""))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	master := s.pid("baton.pid")
+	master := s.run(controlConfig + s.helloConfig(2, ""))
 
 	s.writeConfig(controlConfig + "[worker]\ncount = \"bad\"\n")
 	s.signal(master, syscall.SIGHUP)

@@ -339,6 +339,32 @@ func (s *service) pid(name string) int {
 	return pid
 }
 
+// run writes config, starts baton and waits until its first workers are ready; it
+// returns the master's pid.
+func (s *service) run(config string) int {
+	s.t.Helper()
+	s.writeConfig(config)
+	s.start()
+	s.waitLog(`msg="workers ready"`, 1)
+	return s.pid("baton.pid")
+}
+
+// upgrade sends USR2 to old and waits for the nth new master of the test to be ready; it
+// returns the new master's pid.
+func (s *service) upgrade(old, nth int) int {
+	s.t.Helper()
+	s.signal(old, syscall.SIGUSR2)
+	s.waitLog(`msg="new master ready"`, nth)
+	return s.pid("baton.pid")
+}
+
+// winch sends WINCH to master and waits until its workers have exited.
+func (s *service) winch(master int) {
+	s.t.Helper()
+	s.signal(master, syscall.SIGWINCH)
+	waitFor(s.t, 20*time.Second, func() bool { return len(workersOf(master)) == 0 }, "the workers of %d to exit", master)
+}
+
 // pidOf returns the pid in a pid file, or 0 if there is none.
 func (s *service) pidOf(name string) int {
 	b, err := os.ReadFile(s.path(name))

@@ -13,10 +13,7 @@ import (
 // and retires the old ones only once every new one is ready; no request fails meanwhile.
 func TestReloadChangedConfig(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(s.helloConfig(2, ""))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	master := s.pid("baton.pid")
+	master := s.run(s.helloConfig(2, ""))
 	old := s.waitWorkers(master, 2)
 
 	stop := s.load(4)
@@ -65,10 +62,7 @@ func TestReloadBadConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newService(t)
-			s.writeConfig(s.helloConfig(2, ""))
-			s.start()
-			s.waitLog(`msg="workers ready"`, 1)
-			master := s.pid("baton.pid")
+			master := s.run(s.helloConfig(2, ""))
 			old := s.waitWorkers(master, 2)
 			if tc.name == "missing command" {
 				s.writeConfig(strings.Replace(s.helloConfig(2, ""), bin.hello, "/nonexistent/worker", 1))

@@ -49,10 +49,7 @@ func TestCrashRestartBackoff(t *testing.T) {
 // timeout, and the master still exits, leaving nothing behind.
 func TestStopSignalIgnored(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(s.workerConfig("ignore-term", 2, ""))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	master := s.pid("baton.pid")
+	master := s.run(s.workerConfig("ignore-term", 2, ""))
 	workers := s.waitWorkers(master, 2)
 	s.signal(master, syscall.SIGQUIT)
 	s.waitLog(`msg="worker did not stop in time; killing it"`, 2)
@@ -148,10 +145,7 @@ func TestWorkersRunAsUser(t *testing.T) {
 		t.Skip("needs root to change user")
 	}
 	s := newService(t)
-	s.writeConfig(s.helloConfig(2, "user = \"nobody\"\n"))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	master := s.pid("baton.pid")
+	master := s.run(s.helloConfig(2, "user = \"nobody\"\n"))
 	for _, w := range s.waitWorkers(master, 2) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w))
 		if err != nil {
@@ -181,10 +175,7 @@ func TestStartTimeout(t *testing.T) {
 // HUP brings workers back, which answer the queued connection.
 func TestWinchThenHup(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(s.helloConfig(2, ""))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	master := s.pid("baton.pid")
+	master := s.run(s.helloConfig(2, ""))
 	s.signal(master, syscall.SIGWINCH)
 	waitFor(t, 20*time.Second, func() bool { return len(workersOf(master)) == 0 }, "workers to exit")
 	if !alive(master) {
@@ -213,10 +204,7 @@ func TestWinchThenHup(t *testing.T) {
 // TestFastStop: TERM stops everything fast; nothing outlives the master.
 func TestFastStop(t *testing.T) {
 	s := newService(t)
-	s.writeConfig(s.workerConfig("ignore-term", 2, ""))
-	s.start()
-	s.waitLog(`msg="workers ready"`, 1)
-	master := s.pid("baton.pid")
+	master := s.run(s.workerConfig("ignore-term", 2, ""))
 	s.waitWorkers(master, 2)
 	s.signal(master, syscall.SIGTERM)
 	s.waitExit(20 * time.Second)
