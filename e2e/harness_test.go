@@ -287,7 +287,9 @@ func (s *service) start(args ...string) {
 	defer logf.Close()
 	cmd := exec.Command(bin.self, append([]string{"./sbin/baton"}, args...)...)
 	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "BATON_E2E_HELPER=reaper")
+	// GORACE: under -race this test binary, re-executed as the reaper and as test workers,
+	// would sleep a second at every exit.
+	cmd.Env = append(os.Environ(), "BATON_E2E_HELPER=reaper", "GORACE=atexit_sleep_ms=0")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
