@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -232,5 +233,83 @@ func TestIntList(t *testing.T) {
 		if _, err := intList(bad); err == nil {
 			t.Errorf("intList(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestLabBatonConfigParses(t *testing.T) {
+	// No [[listen]]: the listener comes from the socket unit, and config.Parse must still
+	// accept the file (baton check runs it in ExecStartPre=).
+	text := labBatonConfig("/bin/hello", "1s", 2)
+	c, err := config.Parse("/etc/baton/bench.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("config does not parse: %v\n%s", err, text)
+	}
+	if len(c.Listeners) != 0 || c.Worker.Count != 2 || c.Upgrade.Commit != "auto" || c.Upgrade.Soak != 0 {
+		t.Errorf("listeners %d, workers %d, commit %q, soak %v; want 0, 2, auto, 0", len(c.Listeners), c.Worker.Count, c.Upgrade.Commit, c.Upgrade.Soak)
+	}
+}
+
+func TestUnitCyclesKeepsCompleteCycles(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	in := `{"unit":"u","kind":"reload","phases":["a","b"],"cycles":[` +
+		`{"start":"2026-11-22T03:00:00Z","ends":["2026-11-22T03:00:00.1Z","2026-11-22T03:00:00.15Z"]},` +
+		`{"start":"2026-11-22T03:00:01Z","ends":["2026-11-22T03:00:01.1Z"]}],"error":"cycle 2: boom"}`
+	var u unitCycles
+	if err := json.Unmarshal([]byte(in), &u); err != nil {
+		t.Fatal(err)
+	}
+	cs := u.cycles()
+	if len(cs) != 1 || u.Error != "cycle 2: boom" {
+		t.Fatalf("%d cycles, error %q; want the 1 complete cycle and the error", len(cs), u.Error)
+	}
+	tests := []struct {
+		name string
+		end  int
+		want time.Duration
+	}{
+		{"to the end of phase 0 (systemctl reload)", 0, 100 * time.Millisecond},
+		{"to the end of phase 1 (old workers gone)", 1, 150 * time.Millisecond},
+		{"a phase the cycle lacks counts nothing", 2, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := cycleTimes(cs, tc.end).pct(50); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if !cs[0].start.Equal(t0) {
+		t.Errorf("start %v, want %v", cs[0].start, t0)
+	}
+}
+
+func TestWriteSystemd(t *testing.T) {
+	d := &driver{clients: 64, workers: 2, drain: time.Second, gap: 50 * time.Millisecond, labRoot: "host", modes: []load.Mode{load.KeepAlive}}
+	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	standalone := &seriesResult{system: "baton", kind: "reload", mode: load.KeepAlive,
+		cycles: []cycle{{start: t0, ends: []time.Time{at(42), at(55)}}}}
+	lab := &seriesResult{system: "baton-systemd", kind: "reload", mode: load.KeepAlive, phases: []string{"reload", "gone"},
+		cycles: []cycle{{start: t0, ends: []time.Time{at(90), at(105)}}}, load: &load.Result{Requests: 10, OK: 10}, failedIn: []int64{0, 0, 0}}
+	tests := []struct {
+		name string
+		sr   *systemdRun
+		want []string
+	}{
+		{"skipped says why", &systemdRun{skipped: "not root"}, []string{"Skipped: not root."}},
+		{"a series beside the standalone one", &systemdRun{version: "systemd 252", series: []*seriesResult{lab}},
+			[]string{"| reload | keep-alive | 1 | 10 | **0** |", "| 90.0 ms | 90.0 ms | 42.0 ms |", "| reload | keep-alive | gone | 15.0 ms |"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := &report{d: d, series: []*seriesResult{standalone}, systemd: tc.sr}
+			var b strings.Builder
+			rep.writeSystemd(&b)
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("report lacks %q:\n%s", w, b.String())
+				}
+			}
+		})
 	}
 }

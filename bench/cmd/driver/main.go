@@ -5,7 +5,10 @@
 // cycles under HTTP load, in keep-alive and new-connection modes, and writes a markdown
 // report: failed requests by kind, latency, cycle times and their phases, baton's master
 // RSS and idle CPU, supervised vs bare throughput, and cycle time against the number of
-// workers and listeners.
+// workers and listeners. Its systemd section runs baton's shipped units in a systemd-lab
+// container (../shared/systemd-lab/lab) and measures the same upgrade and reload cycles
+// done with `systemctl kill -s USR2` and `systemctl reload`; it is skipped, with a note
+// in the report, when the driver is not root or the lab cannot boot.
 //
 //	go run ./bench/cmd/driver [-cycles 100] [-out FILE] [flags]
 //
@@ -22,6 +25,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -46,6 +51,9 @@ type driver struct {
 	scaleWorkers             []int
 	scaleListeners           []int
 	sections                 []string
+	labScript, labRoot       string
+	unitsDir                 string
+	labCycles                int
 }
 
 func (d *driver) deadline() time.Time { return time.Now().Add(d.stepTimeout) }
@@ -88,7 +96,11 @@ func run(args []string) int {
 	fs.IntVar(&d.scaleCycles, "scale-cycles", 10, "cycles of each kind per scaling point")
 	fs.StringVar(&scaleW, "scale-workers", "1,4,16,64", "worker counts of the scaling table")
 	fs.StringVar(&scaleL, "scale-listeners", "1,16,256", "listener counts of the scaling table")
-	fs.StringVar(&sections, "sections", "cycles,throughput,resources,scaling", "which parts to run")
+	fs.StringVar(&sections, "sections", "systemd,cycles,throughput,resources,scaling", "which parts to run")
+	fs.StringVar(&d.labScript, "lab", defaultLab(), "the systemd-lab script, for the systemd section (default $LAB, else ../shared/systemd-lab/lab)")
+	fs.StringVar(&d.labRoot, "lab-root", "host", "LAB_ROOT of the systemd section's lab (host: this machine's systemd)")
+	fs.StringVar(&d.unitsDir, "units", "units", "the `dir` of baton@.service and baton@.socket")
+	fs.IntVar(&d.labCycles, "systemd-cycles", 100, "cycles of each kind and load mode in the systemd section")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -127,6 +139,12 @@ func run(args []string) int {
 	// machineInfo runs commands and waits for them: before the reaper, which would reap
 	// them first.
 	rep := &report{started: time.Now(), args: args, machine: machineInfo(d), d: d}
+	// The systemd section boots a container that must not become the driver's child: it
+	// runs before the driver is a child subreaper.
+	if d.has("systemd") {
+		rep.systemd = d.systemdSection()
+		d.progress("systemd section: took %v %s%v", rep.systemd.took.Round(time.Second), rep.systemd.skipped, errText(rep.systemd.err))
+	}
 	if d.reaper, err = startReaper(); err != nil {
 		fmt.Fprintln(os.Stderr, "driver:", err)
 		return 1
@@ -167,7 +185,11 @@ func run(args []string) int {
 	rep.finished = time.Now()
 	rep.loadEnd = loadAvg()
 	if failures != "" {
-		if err := writeFailuresFile(failures, rep.series); err != nil {
+		all := rep.series
+		if rep.systemd != nil {
+			all = append(slices.Clone(all), rep.systemd.series...)
+		}
+		if err := writeFailuresFile(failures, all); err != nil {
 			fmt.Fprintln(os.Stderr, "driver:", err)
 		}
 	}
@@ -197,6 +219,9 @@ func writeFailuresFile(path string, series []*seriesResult) error {
 	// us_into_cycle: µs since the cycle started; "+µs" since the cycle before ended.
 	fmt.Fprintln(f, "seen,system,cycle,load,kind,reused,cycle_no,phase,us_into_cycle,error")
 	for _, s := range series {
+		if s.phases == nil {
+			continue
+		}
 		writeFailures(f, s)
 	}
 	return f.Close()
@@ -209,4 +234,19 @@ func (d *driver) has(section string) bool {
 		}
 	}
 	return false
+}
+
+// defaultLab is $LAB, else the lab beside the repository (run from its root, as make does).
+func defaultLab() string {
+	if l := os.Getenv("LAB"); l != "" {
+		return l
+	}
+	return filepath.Join("..", "shared", "systemd-lab", "lab")
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "ERROR: " + err.Error()
 }

@@ -23,6 +23,7 @@ type report struct {
 	tput              []tputRun
 	idle              resources
 	scaleW, scaleL    []scalePoint
+	systemd           *systemdRun // nil when the section was not asked for
 }
 
 func (r *seriesResult) failed() int64 {
@@ -60,6 +61,16 @@ func (rep *report) failed() bool {
 			return true
 		}
 	}
+	if sr := rep.systemd; sr != nil {
+		if sr.err != nil {
+			return true
+		}
+		for _, s := range sr.series {
+			if s.err != nil {
+				return true
+			}
+		}
+	}
 	return rep.idle.err != nil
 }
 
@@ -94,6 +105,9 @@ func (rep *report) write(w io.Writer) {
 		rep.writeSeries(w)
 		rep.writePhases(w)
 		rep.writeDetail(w)
+	}
+	if rep.systemd != nil {
+		rep.writeSystemd(w)
 	}
 	if len(rep.tput) > 0 {
 		rep.writeThroughput(w)
@@ -311,6 +325,16 @@ func (rep *report) writeErrors(w io.Writer) {
 	}
 	if rep.idle.err != nil {
 		errs = append(errs, fmt.Sprintf("resources: %v", rep.idle.err))
+	}
+	if sr := rep.systemd; sr != nil {
+		if sr.err != nil {
+			errs = append(errs, fmt.Sprintf("systemd: %v", sr.err))
+		}
+		for _, s := range sr.series {
+			if s.err != nil {
+				errs = append(errs, fmt.Sprintf("systemd %s %s: %v", s.kind, s.mode, s.err))
+			}
+		}
 	}
 	if len(errs) == 0 {
 		return

@@ -24,6 +24,14 @@ func (d *driver) setup(installNginx bool, work string) error {
 			return fmt.Errorf("%w (run make build first)", err)
 		}
 	}
+	if d.has("systemd") {
+		if d.labScript, err = filepath.Abs(d.labScript); err != nil {
+			return err
+		}
+		if d.unitsDir, err = filepath.Abs(d.unitsDir); err != nil {
+			return err
+		}
+	}
 	if slices.Contains(d.systems, "nginx") && d.has("cycles") {
 		if d.nginx, err = findNginx(d.nginx, installNginx); err != nil {
 			return err

@@ -48,6 +48,9 @@ func (rep *report) targets() []verdict {
 		vs = append(vs, rep.zeroFailures(), rep.nginxLoss())
 		vs = append(vs, rep.upgradeVsNginx()...)
 	}
+	if v, ok := rep.systemdLoss(); ok {
+		vs = append(vs, v)
+	}
 	if rep.idle.window > 0 && rep.idle.err == nil {
 		r := rep.idle
 		vs = append(vs,

@@ -4,13 +4,24 @@
 //
 //	go run ./bench/cmd/load -addr 127.0.0.1:8080 [-clients 64] [-mode keep-alive|new-conn]
 //	    [-duration 10s] [-requests N] [-timeout 5s] [-path /]
+//	    [-json] [-until-eof] [-warm N]
 //
 // It never retries a request. It exits 0 when every request succeeded, 1 when
 // any failed, 2 on bad flags.
+//
+// For a program that runs it elsewhere (the benchmark driver runs it inside a
+// systemd-lab container, whose network namespace has its own loopback): -json
+// prints the whole result as one JSON object (package load's Result, which
+// decodes back to an equal Result) instead of text; -until-eof also ends the
+// run when standard input reaches end of file, so that the run lasts as long as
+// the caller holds a pipe open and no longer than the caller lives; -warm N
+// prints the line "load: warm" on standard error once N requests have
+// finished, a sign that the target serves.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -23,12 +34,14 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var o load.Options
 	var mode string
+	var asJSON, untilEOF bool
+	var warm int64
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "target `host:port` (loopback only)")
@@ -38,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run")
 	fs.Int64Var(&o.Requests, "requests", 0, "stop after this many requests (0: no bound but the duration's)")
 	fs.DurationVar(&o.Timeout, "timeout", load.DefaultTimeout, "per-request timeout, dial included")
+	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fs.BoolVar(&untilEOF, "until-eof", false, "also stop when standard input reaches end of file")
+	fs.Int64Var(&warm, "warm", 0, "print \"load: warm\" on standard error once this many requests have finished")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,16 +65,69 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.Mode = m
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	r, err := load.Run(ctx, o)
+	if untilEOF {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			io.Copy(io.Discard, stdin)
+			cancel()
+		}()
+	}
+	l, err := load.Start(o)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	summarize(stdout, r)
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		if warm > 0 {
+			announceWarm(ctx, l, warm, stderr)
+		}
+	}()
+	select {
+	case <-ctx.Done():
+	case <-l.Done():
+	}
+	r := l.Stop()
+	<-announced // it returns once l is done: nothing writes to stderr after run
+	if asJSON {
+		if err := json.NewEncoder(stdout).Encode(r); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	} else {
+		summarize(stdout, r)
+	}
 	if r.FailedTotal() > 0 {
 		return 1
 	}
 	return 0
+}
+
+// announceWarm prints "load: warm" once n requests of l have finished. It returns when it
+// has, or when ctx or l ends (printing the line if the n requests had finished by then).
+func announceWarm(ctx context.Context, l *load.Load, n int64, w io.Writer) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	ended := false
+	for {
+		if got := l.Finished(); got >= n {
+			fmt.Fprintf(w, "load: warm: %d requests finished\n", got)
+			return
+		}
+		if ended {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			ended = true // one last look
+		case <-l.Done():
+			ended = true
+		case <-tick.C:
+		}
+	}
 }
 
 func summarize(w io.Writer, r *load.Result) {
