@@ -59,8 +59,9 @@ demo: build
 	@echo
 	cd $(BIN) && PATH="$(BIN):$$PATH" ./baton run --pidfile baton.pid --listen http=$(DEMO_ADDR)
 
-# The benchmark, baton beside nginx (BENCHMARKS.md). About 7½ min on 2 cores; installs
-# Debian's nginx-light with apt-get if nginx is missing (root).
+# The benchmark, baton beside nginx, standalone and under systemd (BENCHMARKS.md). About
+# 8½ min on 2 cores; installs Debian's nginx-light with apt-get if nginx is missing; the
+# systemd section needs root (without it the report says it was skipped).
 bench: build
 	$(GO) run ./bench/cmd/driver -out bin/BENCHMARKS-run.md -failures bin/bench-failures.csv
 

@@ -29,7 +29,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is logged when the master starts.
 	Version string
-	// SystemdVersion tells the running systemd's version (0: unknown). Optional.
+	// SystemdVersion tells the running systemd's version (0: unknown). Optional; it must
+	// be safe to call from any goroutine and cheap after the first call.
 	SystemdVersion func() int
 }
 
@@ -183,6 +184,10 @@ func (m *Master) Run() int {
 		m.log.Info("listening", "name", l.Name, "network", l.Network, "address", l.Addr, "source", l.Source.String())
 	}
 	m.storeListeners(m.listeners)
+	if m.sd != nil && m.opts.SystemdVersion != nil {
+		// Asked now, off the upgrade's critical path; handOver reads the cached answer.
+		go m.opts.SystemdVersion()
+	}
 	if m.isMain() {
 		m.serveControl()
 	}
