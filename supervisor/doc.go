@@ -28,6 +28,10 @@
 //     listeners meant for it, nothing else.
 //   - A bad config on SIGHUP keeps the old workers serving; new workers replace old ones
 //     only once every new one is ready.
+//   - Only the master in charge speaks to systemd and accepts on the control socket: a new
+//     master from its commit on, an old one until its hand-over (MAINPID= and BARRIER=1).
+//   - Every fork blocks USR2 and WINCH until the child handles them, so a signal aimed at
+//     the whole service cannot kill a process forked in reaction to it.
 //
 // Signals follow nginx: HUP reload, USR2 upgrade, WINCH stop workers, QUIT graceful stop or
 // commit, TERM/INT fast stop, USR1 reopen logs. See the README's signal table.

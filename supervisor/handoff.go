@@ -69,8 +69,7 @@ func readMsg(conn *net.UnixConn) (handoffMsg, error) {
 
 // parent is a new master's link to the old master, until the upgrade is committed.
 type parent struct {
-	conn      *net.UnixConn
-	readySent bool
+	conn *net.UnixConn
 }
 
 // joinOldMaster is N's side of the handshake: it takes the socket named by fdEnv, reads
@@ -117,11 +116,11 @@ func (p *parent) read(m *Master) {
 	for {
 		msg, err := readMsg(p.conn)
 		if err != nil {
-			m.post(func() { m.onParentGone(p) })
+			m.post(func() { m.takeCharge(p, false) })
 			return
 		}
 		if msg.Type == "commit" {
-			m.post(func() { m.onCommitted(p) })
+			m.post(func() { m.takeCharge(p, true) })
 		}
 	}
 }
@@ -132,37 +131,27 @@ func (p *parent) ready(m *Master) {
 		m.log.Error("cannot tell the old master we are ready", "err", err)
 		return
 	}
-	p.readySent = true
 	m.log.Info("ready; waiting for the old master to commit the upgrade")
 }
 
-func (m *Master) onCommitted(p *parent) {
+// takeCharge is a new master becoming the service's main process, when the old master
+// committed the upgrade (committed) or went away without doing so: it tells systemd what the
+// old master used to, keeps its own sockets in the FD store, and serves the control socket.
+func (m *Master) takeCharge(p *parent, committed bool) {
 	if m.parent != p {
 		return
 	}
 	m.parent = nil
 	p.conn.Close()
-	m.log.Info("upgrade committed: this master is in charge")
-	m.takeCharge()
-}
-
-// takeCharge is a new master becoming the service's main process: it tells systemd what
-// the old master used to, and keeps its own sockets in the FD store.
-func (m *Master) takeCharge() {
+	if committed {
+		m.log.Info("upgrade committed: this master is in charge")
+	} else {
+		m.log.Warn("the old master went away before it committed the upgrade; this master is in charge")
+	}
 	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 	m.sentStatus = ""
 	m.storeListeners(m.listeners)
 	m.serveControl()
-}
-
-func (m *Master) onParentGone(p *parent) {
-	if m.parent != p {
-		return
-	}
-	m.parent = nil
-	p.conn.Close()
-	m.log.Warn("the old master went away before it committed the upgrade; this master is in charge")
-	m.takeCharge()
 }
 
 // failStart is a new master whose first workers failed: it tells the old master why and
