@@ -193,15 +193,11 @@ func (b *batonSvc) reload() (cycle, error) {
 // to the new master, gone, and the old master in charge again.
 func (b *batonSvc) rollback() (cycle, error) {
 	deadline := b.d.deadline()
-	old, err := openProc(b.pid)
+	old, oldWorkers, err := openMaster(b.pid)
 	if err != nil {
 		return cycle{}, err
 	}
 	defer old.close()
-	oldWorkers, err := openAll(children(b.pid))
-	if err != nil {
-		return cycle{}, err
-	}
 	defer closeAll(oldWorkers)
 	from := b.log.mark()
 	c := cycle{start: time.Now()}

@@ -183,15 +183,11 @@ func (n *nginxSvc) startNew(old *proc, deadline time.Time) (*proc, time.Time, er
 // master, its workers gone; QUIT to the old master, gone.
 func (n *nginxSvc) upgrade() (cycle, error) {
 	deadline := n.d.deadline()
-	old, err := openProc(n.pid)
+	old, oldWorkers, err := openMaster(n.pid)
 	if err != nil {
 		return cycle{}, err
 	}
 	defer old.close()
-	oldWorkers, err := openAll(children(n.pid))
-	if err != nil {
-		return cycle{}, err
-	}
 	defer closeAll(oldWorkers)
 	c := cycle{start: time.Now()}
 	nw, ready, err := n.startNew(old, deadline)
@@ -253,15 +249,11 @@ func (n *nginxSvc) reload() (cycle, error) {
 // and nginx.pid naming the old master again.
 func (n *nginxSvc) rollback() (cycle, error) {
 	deadline := n.d.deadline()
-	old, err := openProc(n.pid)
+	old, oldWorkers, err := openMaster(n.pid)
 	if err != nil {
 		return cycle{}, err
 	}
 	defer old.close()
-	oldWorkers, err := openAll(children(n.pid))
-	if err != nil {
-		return cycle{}, err
-	}
 	defer closeAll(oldWorkers)
 	c := cycle{start: time.Now()}
 	nw, ready, err := n.startNew(old, deadline)

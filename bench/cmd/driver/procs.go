@@ -154,6 +154,21 @@ func openAll(pids []int) ([]*proc, error) {
 	return ps, nil
 }
 
+// openMaster opens a master and its workers (its children now), for a cycle to watch
+// them go; on error nothing stays open.
+func openMaster(pid int) (*proc, []*proc, error) {
+	master, err := openProc(pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	workers, err := openAll(children(pid))
+	if err != nil {
+		master.close()
+		return nil, nil, err
+	}
+	return master, workers, nil
+}
+
 func closeAll(ps []*proc) {
 	for _, p := range ps {
 		p.close()
