@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +21,7 @@ import (
 // SIGUSR2, over an inherited SOCK_SEQPACKET socketpair (fd 3 in N, named by
 // BATON_UPGRADE_FD). One JSON object per packet:
 //
-//	O → N  {"type":"hello","generation":2,"old_pid":…,"config":…,"watchdog_usec":…}
+//	O → N  {"type":"hello","generation":2,"old_pid":…,"config":…,"watchdog_usec":…,"nofile":…}
 //	O → N  the listeners, by name (fdstore.Send: SCM_RIGHTS)
 //	N → O  {"type":"ready"}              every worker of N is ready
 //	N → O  {"type":"error","reason":…}   N gives up (then exits)
@@ -41,6 +42,10 @@ type handoffMsg struct {
 	OldPID       int    `json:"old_pid,omitempty"`
 	Config       string `json:"config,omitempty"`
 	WatchdogUsec uint64 `json:"watchdog_usec,omitempty"`
+	// Nofile is the RLIMIT_NOFILE the service started with, for N's workers: N's own was
+	// raised by the Go runtime, and asking a shell for the original is a process start
+	// the upgrade need not wait for.
+	Nofile *syscall.Rlimit `json:"nofile,omitempty"`
 	Reason       string `json:"reason,omitempty"`
 }
 

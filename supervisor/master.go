@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/internal/spawn"
 	"github.com/baton-supervisor/baton/sdnotify"
 )
 
@@ -52,8 +53,9 @@ type Master struct {
 	log     *slog.Logger
 	pid     int
 	gen     int
-	dir     string // working directory at start
-	shimExe string
+	dir     string          // working directory at start
+	devNull *os.File        // the workers' stdin; owned
+	nofile  *syscall.Rlimit // the RLIMIT_NOFILE workers get: the one baton started with
 	cfg     *config.Config
 
 	listeners []*fdstore.Listener // owned; the set the current workers were given
@@ -97,7 +99,7 @@ type Master struct {
 // Signals. On error nothing is left open.
 func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 	m := &Master{
-		opts: opts, pid: os.Getpid(), gen: 1, shimExe: "/proc/self/exe",
+		opts: opts, pid: os.Getpid(), gen: 1,
 		sigs: sigs, events: make(chan func(), 64), done: make(chan struct{}),
 	}
 	m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
@@ -117,8 +119,12 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 			if m.parent != nil {
 				m.parent.conn.Close()
 			}
+			m.devNull.Close()
 		}
 	}()
+	if m.devNull, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
 	if m.sd, err = openNotifier(); err != nil {
 		m.log.Warn("cannot talk to systemd", "err", err)
 	}
@@ -131,6 +137,7 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		}
 		m.gen = hello.Generation
 		m.watchdog = time.Duration(hello.WatchdogUsec) * time.Microsecond
+		m.nofile = hello.Nofile
 		m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
 		m.log.Info("new master started by upgrade", "old_pid", hello.OldPID, "listeners", len(inherited))
 	} else {
@@ -141,6 +148,14 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		fromStore(inherited)
 		if m.watchdog, err = sdnotify.WatchdogInterval(); err != nil {
 			m.log.Warn("watchdog disabled", "err", err)
+		}
+	}
+	if m.nofile == nil {
+		// Asked once per service start; a new master gets it from the old one.
+		if lim, err := spawn.OriginalNofile(); err != nil {
+			m.log.Warn("workers keep the raised RLIMIT_NOFILE", "err", err)
+		} else {
+			m.nofile = &lim
 		}
 	}
 	m.log.Info("master starting", "version", opts.Version, "exe", opts.Exe)
@@ -235,6 +250,7 @@ func (m *Master) cleanup() {
 	closeAll(m.listeners)
 	m.stopControl()
 	m.control.Close()
+	m.devNull.Close()
 	m.answerReload(errors.New("the master exited"))
 	for _, reply := range m.stopWaiters {
 		reply(ControlReply{OK: true, Message: fmt.Sprintf("master pid %d stopped", m.pid)})

@@ -28,8 +28,8 @@ func sigset(sigs ...syscall.Signal) *unix.Sigset_t {
 
 // withForkSignalsBlocked runs fork on a locked OS thread that has forkSignals blocked, so
 // the child starts with them blocked (and pending, if they arrive): a new master unblocks
-// them when it subscribes to them, the exec shim ignores them and clears its mask before
-// it execs the worker.
+// them when it subscribes to them; a worker's child sets them to SIG_IGN (which discards
+// one pending) and clears its mask before it execs (internal/spawn).
 func withForkSignalsBlocked(fork func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -41,8 +41,3 @@ func withForkSignalsBlocked(fork func() error) error {
 	return fork()
 }
 
-// clearSignalMask unblocks every signal on the calling (locked) thread, so that the
-// program it execs starts with an empty mask, as a program expects.
-func clearSignalMask() {
-	unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, nil)
-}

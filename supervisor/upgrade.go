@@ -106,7 +106,7 @@ func (m *Master) spawnNewMaster() (*upgrade, error) {
 	}
 	conn := c.(*net.UnixConn)
 	hello := handoffMsg{Type: "hello", Generation: m.gen + 1, OldPID: m.pid, Config: m.cfg.Path,
-		WatchdogUsec: uint64(m.watchdog.Microseconds())}
+		WatchdogUsec: uint64(m.watchdog.Microseconds()), Nofile: m.nofile}
 	if err := sendMsg(conn, hello); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("handoff: %w", err)

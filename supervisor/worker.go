@@ -5,7 +5,6 @@ package supervisor
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"slices"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/internal/spawn"
 )
 
 type workerState int
@@ -34,7 +34,8 @@ func (s workerState) String() string {
 type worker struct {
 	pool    *pool
 	slot    int // 1-based, exported as BATON_WORKER
-	cmd     *exec.Cmd
+	proc    *os.Process
+	exit    *os.ProcessState // once reaped
 	pid     int
 	state   workerState
 	started time.Time
@@ -125,29 +126,43 @@ func lookupGroup(s string) (*user.Group, error) {
 	return user.LookupGroup(s)
 }
 
-// startWorker forks the exec shim for one worker. The listeners become fds 3.. in the
-// child; everything else the master holds is close-on-exec.
+// startWorker forks and execs one worker (internal/spawn): the listeners become fds 3..,
+// LISTEN_PID is the worker's own pid, USR2 and WINCH start ignored; everything else the
+// master holds is close-on-exec. It returns once the worker's program runs, or with the
+// reason it could not start it.
 func (m *Master) startWorker(p *pool, slot int) (*worker, error) {
-	args := append([]string{ShimVerb, "--"}, p.cfg.Command...)
-	cmd := exec.Command(m.shimExe, args...)
-	cmd.Args[0] = "baton-shim"
-	cmd.Env = workerEnv(os.Environ(), p.cfg, p.listeners, m.notify.Addr(), m.gen, slot)
-	cmd.Dir = p.cfg.Dir
-	cmd.Stdout = os.Stdout
-	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = fdstore.Files(p.listeners)
-	cmd.SysProcAttr = &syscall.SysProcAttr{
+	files := append([]*os.File{m.devNull, os.Stdout, os.Stderr}, fdstore.Files(p.listeners)...)
+	attr := &spawn.Attr{
+		Path:       p.cfg.Command[0],
+		Args:       p.cfg.Command,
+		Env:        workerEnv(os.Environ(), p.cfg, p.listeners, m.notify.Addr(), m.gen, slot),
+		Dir:        p.cfg.Dir,
+		Files:      files,
 		Setpgid:    true,            // a terminal's ^C reaches the master only
 		Pdeathsig:  syscall.SIGTERM, // a worker does not outlive a master that died
 		Credential: p.cred,
+		Ignore:     forkSignals,
+		ListenPID:  len(p.listeners) > 0,
+		Nofile:     m.nofile,
 	}
-	if err := withForkSignalsBlocked(cmd.Start); err != nil {
+	var proc *os.Process
+	err := withForkSignalsBlocked(func() (err error) {
+		proc, err = spawn.Start(attr)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("start worker %d: %w", slot, err)
 	}
-	w := &worker{pool: p, slot: slot, cmd: cmd, pid: cmd.Process.Pid, started: time.Now()}
+	w := &worker{pool: p, slot: slot, proc: proc, pid: proc.Pid, started: time.Now()}
 	go func() {
-		cmd.Wait()
-		m.post(func() { m.onWorkerExit(w) })
+		st, err := proc.Wait()
+		if err != nil {
+			m.log.Error("cannot wait for a worker", "worker_pid", w.pid, "err", err)
+		}
+		m.post(func() {
+			w.exit = st
+			m.onWorkerExit(w)
+		})
 	}()
 	return w, nil
 }
@@ -157,7 +172,7 @@ func (w *worker) signal(sig syscall.Signal) {
 	if w.state == workerExited {
 		return
 	}
-	w.cmd.Process.Signal(sig)
+	w.proc.Signal(sig)
 }
 
 func (w *worker) stopTimer() {
@@ -172,7 +187,7 @@ func (w *worker) exitReason() string {
 	if w.failReason != "" {
 		return w.failReason
 	}
-	ps := w.cmd.ProcessState
+	ps := w.exit
 	if ps == nil {
 		return "unknown"
 	}

@@ -31,9 +31,6 @@ import (
 var version = "dev"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == supervisor.ShimVerb {
-		os.Exit(supervisor.RunShim(os.Args[2:]))
-	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 

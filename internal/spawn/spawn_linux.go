@@ -1,0 +1,387 @@
+//go:build linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le)
+
+package spawn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// The runtime's fork hooks, as package syscall uses them: BeforeFork blocks every signal on
+// this thread and poisons the stack guard (a stack growth in the child would crash it
+// instead of corrupting memory); AfterFork undoes both in the parent; AfterForkInChild
+// resets every signal the runtime handles to SIG_DFL and restores the thread's signal mask.
+
+//go:linkname runtimeBeforeFork syscall.runtime_BeforeFork
+func runtimeBeforeFork()
+
+//go:linkname runtimeAfterFork syscall.runtime_AfterFork
+func runtimeAfterFork()
+
+//go:linkname runtimeAfterForkInChild syscall.runtime_AfterForkInChild
+func runtimeAfterForkInChild()
+
+// Supported is true on the architectures this package implements.
+const Supported = true
+
+// prepared is everything the child needs, built before the fork: the child only reads it,
+// and writes to pidBuf and failure, its own copies.
+type prepared struct {
+	path   *byte
+	argv   []*byte // nil-terminated
+	envv   []*byte // nil-terminated
+	dir    *byte   // nil: stay
+	pidBuf []byte  // "LISTEN_PID=" and room for the digits and a NUL; nil: none
+	fds    []int
+	nextfd int // above every fd in fds and the pipe
+
+	ignore    []uintptr
+	sigIgn    [4]uint64 // a kernel struct sigaction with sa_handler = SIG_IGN, the rest zero
+	emptyMask uint64
+
+	setpgid   bool
+	cred      *syscall.Credential
+	groups    uintptr // &cred.Groups[0] or 0
+	pdeathsig uintptr
+	ppid      uintptr
+	nofile    *syscall.Rlimit
+
+	failure failure
+}
+
+// failure is what the child writes to the pipe when a step fails.
+type failure struct {
+	step  uintptr
+	errno uintptr
+}
+
+const (
+	stepSetpgid = iota + 1
+	stepSignals
+	stepSetgroups
+	stepSetgid
+	stepSetuid
+	stepChdir
+	stepPdeathsig
+	stepFiles
+	stepRlimit
+	stepExec
+)
+
+var stepNames = [...]string{
+	stepSetpgid: "setpgid", stepSignals: "signals", stepSetgroups: "setgroups",
+	stepSetgid: "setgid", stepSetuid: "setuid", stepChdir: "chdir", stepPdeathsig: "pdeathsig",
+	stepFiles: "fds", stepRlimit: "rlimit", stepExec: "exec",
+}
+
+const listenPIDPrefix = "LISTEN_PID="
+
+// Start forks and execs the program a describes, and returns once it runs (or with the
+// error that kept it from running; the child is then reaped). The caller must Wait for the
+// process. Start holds syscall.ForkLock across the fork, as os/exec does.
+func Start(a *Attr) (*os.Process, error) {
+	path, err := LookPath(a.Path, a.Env, a.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Args) == 0 {
+		return nil, errors.New("spawn: no argv")
+	}
+	p := &prepared{setpgid: a.Setpgid, cred: a.Credential, pdeathsig: uintptr(a.Pdeathsig), nofile: a.Nofile}
+	if p.path, err = syscall.BytePtrFromString(path); err != nil {
+		return nil, fmt.Errorf("spawn: %q: %w", path, err)
+	}
+	if p.argv, err = cStrings(a.Args); err != nil {
+		return nil, fmt.Errorf("spawn: argv: %w", err)
+	}
+	env := dedupEnv(a.Env)
+	if a.ListenPID {
+		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "LISTEN_PID=") })
+	}
+	if p.envv, err = cStrings(env); err != nil {
+		return nil, fmt.Errorf("spawn: environment: %w", err)
+	}
+	if a.ListenPID {
+		p.pidBuf = make([]byte, len(listenPIDPrefix)+21) // 20 digits and a NUL
+		copy(p.pidBuf, listenPIDPrefix)
+		last := len(p.envv) - 1 // the terminating nil
+		p.envv = append(p.envv[:last], &p.pidBuf[0], nil)
+	}
+	if a.Dir != "" {
+		if p.dir, err = syscall.BytePtrFromString(a.Dir); err != nil {
+			return nil, fmt.Errorf("spawn: dir: %w", err)
+		}
+	}
+	for _, sig := range a.Ignore {
+		p.ignore = append(p.ignore, uintptr(sig))
+	}
+	p.sigIgn[0] = 1 // SIG_IGN
+	if a.Credential != nil && len(a.Credential.Groups) > 0 {
+		p.groups = uintptr(unsafe.Pointer(&a.Credential.Groups[0]))
+	}
+	p.fds = make([]int, len(a.Files))
+	p.nextfd = len(a.Files)
+	for i, f := range a.Files {
+		p.fds[i] = int(f.Fd())
+		p.nextfd = max(p.nextfd, p.fds[i]+1)
+	}
+
+	var pipe [2]int
+	syscall.ForkLock.Lock()
+	err = syscall.Pipe2(pipe[:], syscall.O_CLOEXEC)
+	if err != nil {
+		syscall.ForkLock.Unlock()
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	p.nextfd = max(p.nextfd, pipe[0]+1, pipe[1]+1)
+	if p.pdeathsig != 0 {
+		// PR_SET_PDEATHSIG follows the thread that forked: keep it for the whole call.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		p.ppid = uintptr(syscall.Getpid())
+	}
+	pid, errno := forkExec(p, pipe[1])
+	syscall.ForkLock.Unlock()
+	syscall.Close(pipe[1])
+	runtime.KeepAlive(a)
+	runtime.KeepAlive(p)
+	if errno != 0 {
+		syscall.Close(pipe[0])
+		return nil, os.NewSyscallError("fork", errno)
+	}
+
+	// The pipe is close-on-exec: end-of-file means the exec happened; a failure record
+	// means it did not.
+	var f failure
+	n, rerr := readFull(pipe[0], (*[unsafe.Sizeof(f)]byte)(unsafe.Pointer(&f))[:])
+	syscall.Close(pipe[0])
+	if rerr == nil && n == 0 {
+		return os.FindProcess(int(pid))
+	}
+	var ws syscall.WaitStatus
+	for {
+		if _, err := syscall.Wait4(int(pid), &ws, 0, nil); err != syscall.EINTR {
+			break
+		}
+	}
+	if rerr != nil || n != len((*[unsafe.Sizeof(f)]byte)(unsafe.Pointer(&f))) {
+		return nil, fmt.Errorf("spawn: %s: the child's report was lost (%d bytes, %v)", path, n, rerr)
+	}
+	step := "step " + fmt.Sprint(f.step)
+	if f.step < uintptr(len(stepNames)) && stepNames[f.step] != "" {
+		step = stepNames[f.step]
+	}
+	return nil, &Error{Path: path, Step: step, Err: syscall.Errno(f.errno)}
+}
+
+// Error is a start that failed in the child, before or at exec.
+type Error struct {
+	Path string
+	Step string // what the child was doing: "exec", "chdir", "setuid", …
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Step == "exec" {
+		return fmt.Sprintf("exec %s: %v", e.Path, e.Err)
+	}
+	return fmt.Sprintf("start %s: %s: %v", e.Path, e.Step, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func cStrings(ss []string) ([]*byte, error) {
+	out := make([]*byte, 0, len(ss)+1)
+	for _, s := range ss {
+		b, err := syscall.BytePtrFromString(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return append(out, nil), nil
+}
+
+func readFull(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := syscall.Read(fd, b[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// forkExec forks; the child sets itself up from p and execs, or writes a failure record to
+// pipe and exits 127. It returns the child's pid in the parent.
+//
+// Everything after the fork runs in the child with the stack guard poisoned and memory
+// shared with nothing: only raw system calls, no allocation, no function that could grow
+// the stack, no write of a pointer. Every variable is declared before the fork.
+//
+//go:noinline
+//go:norace
+//go:nocheckptr
+func forkExec(p *prepared, pipe int) (pid uintptr, errno syscall.Errno) {
+	var (
+		err1   syscall.Errno
+		i      int
+		fd     int
+		nextfd int
+		mypid  uintptr
+		digits int
+		v      uintptr
+	)
+	nextfd = p.nextfd
+
+	runtimeBeforeFork()
+	pid, _, errno = syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno != 0 || pid != 0 {
+		runtimeAfterFork()
+		return pid, errno
+	}
+
+	// In the child.
+	if p.setpgid {
+		if _, _, err1 = syscall.RawSyscall(syscall.SYS_SETPGID, 0, 0, 0); err1 != 0 {
+			p.failure.step = stepSetpgid
+			goto fail
+		}
+	}
+
+	// Handlers back to SIG_DFL, then the mask of the forking thread (the caller may have
+	// blocked the signals it ignores below, so that none arrives at its default action
+	// first); ignoring a signal discards it if pending; then an empty mask.
+	runtimeAfterForkInChild()
+	for i = 0; i < len(p.ignore); i++ {
+		if _, _, err1 = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, p.ignore[i], uintptr(unsafe.Pointer(&p.sigIgn)), 0, 8, 0, 0); err1 != 0 {
+			p.failure.step = stepSignals
+			goto fail
+		}
+	}
+	if _, _, err1 = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, 2 /* SIG_SETMASK */, uintptr(unsafe.Pointer(&p.emptyMask)), 0, 8, 0, 0); err1 != 0 {
+		p.failure.step = stepSignals
+		goto fail
+	}
+
+	if p.cred != nil {
+		if !p.cred.NoSetGroups {
+			if _, _, err1 = syscall.RawSyscall(syscall.SYS_SETGROUPS, uintptr(len(p.cred.Groups)), p.groups, 0); err1 != 0 {
+				p.failure.step = stepSetgroups
+				goto fail
+			}
+		}
+		if _, _, err1 = syscall.RawSyscall(syscall.SYS_SETGID, uintptr(p.cred.Gid), 0, 0); err1 != 0 {
+			p.failure.step = stepSetgid
+			goto fail
+		}
+		if _, _, err1 = syscall.RawSyscall(syscall.SYS_SETUID, uintptr(p.cred.Uid), 0, 0); err1 != 0 {
+			p.failure.step = stepSetuid
+			goto fail
+		}
+	}
+
+	if p.dir != nil {
+		if _, _, err1 = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(p.dir)), 0, 0); err1 != 0 {
+			p.failure.step = stepChdir
+			goto fail
+		}
+	}
+
+	// After the credentials: changing them clears the parent-death signal.
+	if p.pdeathsig != 0 {
+		if _, _, err1 = syscall.RawSyscall6(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, p.pdeathsig, 0, 0, 0, 0); err1 != 0 {
+			p.failure.step = stepPdeathsig
+			goto fail
+		}
+		if v, _, _ = syscall.RawSyscall(syscall.SYS_GETPPID, 0, 0, 0); v != p.ppid {
+			// The parent died before the signal was armed.
+			mypid, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+			syscall.RawSyscall(syscall.SYS_KILL, mypid, p.pdeathsig, 0)
+		}
+	}
+
+	// Files[i] becomes fd i. First move the pipe and every fd[i] < i above the range, so
+	// that no dup onto a low number closes one still to be placed; then dup each into place
+	// (dup3 without O_CLOEXEC), or clear close-on-exec where it is in place already.
+	if pipe < len(p.fds) {
+		if _, _, err1 = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(pipe), uintptr(nextfd), syscall.O_CLOEXEC); err1 != 0 {
+			p.failure.step = stepFiles
+			goto fail
+		}
+		pipe = nextfd
+		nextfd++
+	}
+	for i = 0; i < len(p.fds); i++ {
+		if p.fds[i] < i {
+			if _, _, err1 = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(p.fds[i]), uintptr(nextfd), syscall.O_CLOEXEC); err1 != 0 {
+				p.failure.step = stepFiles
+				goto fail
+			}
+			p.fds[i] = nextfd
+			nextfd++
+		}
+	}
+	for i = 0; i < len(p.fds); i++ {
+		fd = p.fds[i]
+		if fd == i {
+			_, _, err1 = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFD, 0)
+		} else {
+			_, _, err1 = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(fd), uintptr(i), 0)
+		}
+		if err1 != 0 {
+			p.failure.step = stepFiles
+			goto fail
+		}
+	}
+
+	if p.nofile != nil {
+		if _, _, err1 = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, syscall.RLIMIT_NOFILE, uintptr(unsafe.Pointer(p.nofile)), 0, 0, 0); err1 != 0 {
+			p.failure.step = stepRlimit
+			goto fail
+		}
+	}
+
+	// LISTEN_PID=<pid>, written into this process's own copy of the buffer.
+	if p.pidBuf != nil {
+		mypid, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
+		digits = 1
+		for v = mypid; v >= 10; v /= 10 {
+			digits++
+		}
+		i = len(listenPIDPrefix) + digits
+		p.pidBuf[i] = 0
+		for v = mypid; digits > 0; digits-- {
+			i--
+			p.pidBuf[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+
+	_, _, err1 = syscall.RawSyscall(syscall.SYS_EXECVE,
+		uintptr(unsafe.Pointer(p.path)),
+		uintptr(unsafe.Pointer(&p.argv[0])),
+		uintptr(unsafe.Pointer(&p.envv[0])))
+	p.failure.step = stepExec
+
+fail:
+	p.failure.errno = uintptr(err1)
+	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(pipe), uintptr(unsafe.Pointer(&p.failure)), unsafe.Sizeof(p.failure))
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+}

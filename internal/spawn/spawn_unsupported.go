@@ -1,0 +1,17 @@
+//go:build !(linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le))
+
+package spawn
+
+import (
+	"errors"
+	"os"
+	"runtime"
+)
+
+// Supported is false: this architecture has no implementation.
+const Supported = false
+
+// Start fails: see Supported.
+func Start(a *Attr) (*os.Process, error) {
+	return nil, errors.New("spawn: not implemented on " + runtime.GOOS + "/" + runtime.GOARCH)
+}
