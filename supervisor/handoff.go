@@ -46,7 +46,7 @@ type handoffMsg struct {
 	// raised by the Go runtime, and asking a shell for the original is a process start
 	// the upgrade need not wait for.
 	Nofile *syscall.Rlimit `json:"nofile,omitempty"`
-	Reason       string `json:"reason,omitempty"`
+	Reason string          `json:"reason,omitempty"`
 }
 
 func sendMsg(conn *net.UnixConn, msg handoffMsg) error {

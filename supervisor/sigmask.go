@@ -40,4 +40,3 @@ func withForkSignalsBlocked(fork func() error) error {
 	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	return fork()
 }
-
