@@ -35,7 +35,7 @@ type childListener struct {
 
 // activationChild runs in a re-executed test binary with listeners at fd 3
 // and up. os/exec cannot set LISTEN_PID to the child's pid, so with
-// FDSTORE_TEST_FIX_PID=1 the child sets it itself, as baton's exec shim does.
+// FDSTORE_TEST_FIX_PID=1 the child sets it itself, as a wrapper would.
 func activationChild() int {
 	if os.Getenv("FDSTORE_TEST_FIX_PID") == "1" {
 		os.Setenv(envPID, strconv.Itoa(os.Getpid()))

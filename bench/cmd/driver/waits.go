@@ -35,8 +35,8 @@ func stopMaster(pid int, sig syscall.Signal, deadline time.Time) error {
 // master's log lines.
 var upgradeDetail = []string{
 	"USR2 → new master's first log line (fork+exec, Go runtime start, listeners received)",
-	"→ its last worker forked (config, checks, notify socket, pid file, shim fork+exec per worker)",
-	"→ its last worker READY=1 (shim + worker start)",
+	"→ its last worker forked (config, checks, notify socket, pid file, fork+exec per worker)",
+	"→ its last worker READY=1 (worker start)",
 	"→ old master logs \"new master ready\"",
 }
 
