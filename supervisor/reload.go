@@ -61,9 +61,7 @@ func (m *Master) startReload(bySignal bool) {
 	r.pool = p
 	m.reload = r
 	m.log.Info("reload: starting new workers", "pool", p.id, "workers", len(p.workers))
-	for slot := 1; slot <= len(p.workers) && m.reload == r; slot++ {
-		m.spawn(p, slot)
-	}
+	m.spawnAll(p)
 }
 
 // commitReload retires the old workers once every new one is ready.

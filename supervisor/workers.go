@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,10 +38,37 @@ func (m *Master) startCurrent(cfg *config.Config) error {
 		return err
 	}
 	m.current = p
-	for slot := 1; slot <= len(p.workers); slot++ {
-		m.spawn(p, slot)
-	}
+	m.spawnAll(p)
 	return nil
+}
+
+// spawnAll starts every worker of a new pool, a few at a time: each start returns once its
+// child has exec'd the program, and the next fork need not wait for that. The loop waits
+// for all of them; the workers are registered (and failures handled) in slot order, the
+// started ones first, since a failure may retire the whole pool.
+func (m *Master) spawnAll(p *pool) {
+	ws := make([]*worker, len(p.workers))
+	errs := make([]error, len(p.workers))
+	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i := range ws {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ws[i], errs[i] = m.startWorker(p, i+1) // reads only what the blocked loop owns
+		})
+	}
+	wg.Wait()
+	for i, w := range ws {
+		if errs[i] == nil {
+			m.started(p, i+1, w)
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			m.failed(p, i+1, err.Error(), time.Time{})
+		}
+	}
 }
 
 // spawn starts the worker of one slot. A failure to start counts as a failed start.
@@ -49,6 +78,11 @@ func (m *Master) spawn(p *pool, slot int) {
 		m.failed(p, slot, err.Error(), time.Time{})
 		return
 	}
+	m.started(p, slot, w)
+}
+
+// started registers a worker that runs, and arms its start timeout.
+func (m *Master) started(p *pool, slot int, w *worker) {
 	p.workers[slot-1] = w
 	m.log.Info("worker started", "worker", slot, "worker_pid", w.pid, "pool", p.id)
 	if p.cfg.Ready == "started" {
