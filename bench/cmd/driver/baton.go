@@ -32,7 +32,7 @@ type batonOpts struct {
 
 // batonConfig is the TOML configuration of a benchmarked baton: every listener served by
 // every worker, auto commit without soak (the cycle ends when the old master is gone).
-func batonConfig(pidfile, hello, drain string, addrs []string, workers int, commit string) string {
+func batonConfig(pidfile, hello, drain string, addrs []string, workers int, commit string, gomaxprocs int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pidfile = %q\n", pidfile)
 	for i, a := range addrs {
@@ -48,13 +48,21 @@ command = [%q, "-drain", %q, "-names", "*"]
 count = %d
 start_timeout = "60s"
 stop_timeout = "30s"
-
+%s
 [upgrade]
 commit = %q
 soak = "0s"
 timeout = "120s"
-`, hello, drain, workers, commit)
+`, hello, drain, workers, workerEnv(gomaxprocs), commit)
 	return b.String()
+}
+
+// workerEnv is the config line that sets the workers' GOMAXPROCS, if one is asked.
+func workerEnv(gomaxprocs int) string {
+	if gomaxprocs <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("env = { GOMAXPROCS = \"%d\" }\n", gomaxprocs)
 }
 
 func (d *driver) startBaton(o batonOpts) (*batonSvc, error) {
@@ -68,7 +76,7 @@ func (d *driver) startBaton(o batonOpts) (*batonSvc, error) {
 	}
 	b := &batonSvc{d: d, dir: dir, pidfile: filepath.Join(dir, "baton.pid"), addrs: addrs, workers: o.workers}
 	conf := filepath.Join(dir, "baton.toml")
-	if err := os.WriteFile(conf, []byte(batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, d.workerProcs)), 0o644); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "baton.log"))

@@ -166,14 +166,21 @@ type labLoad struct {
 	stderr strings.Builder // guarded by done: read only after it is closed
 }
 
-func startLabLoad(lab *labCtl, bin, result string, clients int, mode load.Mode, timeout time.Duration) (*labLoad, error) {
+func startLabLoad(lab *labCtl, in, bin, result string, clients int, mode load.Mode, timeout time.Duration) (*labLoad, error) {
 	out, err := os.Create(result)
 	if err != nil {
 		return nil, err
 	}
 	defer out.Close()
-	cmd := lab.command("exec", bin, "-addr", labAddr, "-clients", strconv.Itoa(clients), "-mode", mode.String(),
-		"-duration", load.MaxDuration.String(), "-timeout", timeout.String(), "-until-eof", "-warm", "1000", "-json")
+	args := []string{"exec"}
+	if in == "service" {
+		// A service of its own, as a client program on the same machine would be: systemd
+		// weighs its CPU against baton's service. `lab exec` alone would leave it in the
+		// host's cgroup, outside the lab's, weighed against the whole container.
+		args = append(args, "systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--unit=bench-load", "--")
+	}
+	cmd := lab.command(append(args, bin, "-addr", labAddr, "-clients", strconv.Itoa(clients), "-mode", mode.String(),
+		"-duration", load.MaxDuration.String(), "-timeout", timeout.String(), "-until-eof", "-warm", "1000", "-json")...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -54,6 +54,8 @@ type driver struct {
 	labScript, labRoot       string
 	unitsDir                 string
 	labCycles                int
+	labLoadIn                string
+	workerProcs              int
 }
 
 func (d *driver) deadline() time.Time { return time.Now().Add(d.stepTimeout) }
@@ -101,6 +103,8 @@ func run(args []string) int {
 	fs.StringVar(&d.labRoot, "lab-root", "host", "LAB_ROOT of the systemd section's lab (host: this machine's systemd)")
 	fs.StringVar(&d.unitsDir, "units", "units", "the `dir` of baton@.service and baton@.socket")
 	fs.IntVar(&d.labCycles, "systemd-cycles", 100, "cycles of each kind and load mode in the systemd section")
+	fs.IntVar(&d.workerProcs, "worker-gomaxprocs", 0, "GOMAXPROCS of every reference worker (supervised or bare); 0: the Go default, one per CPU")
+	fs.StringVar(&d.labLoadIn, "lab-load-in", "service", "where the systemd section's load runs: service (a transient service inside the lab, beside baton's) or outside (`lab exec`: the host's cgroup, outside the lab's)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -113,6 +117,9 @@ func run(args []string) int {
 		mode, merr := load.ParseMode(m)
 		err = errors.Join(err, merr)
 		d.modes = append(d.modes, mode)
+	}
+	if d.labLoadIn != "service" && d.labLoadIn != "outside" {
+		err = errors.Join(err, fmt.Errorf("-lab-load-in %q: want service or outside", d.labLoadIn))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "driver:", err)

@@ -53,9 +53,19 @@ func (r *reaper) loop() {
 	}
 }
 
-// start starts cmd, gives up os/exec's handle on it (the reaper reaps it) and returns its
-// pid.
+// start starts cmd in a session of its own, gives up os/exec's handle on it (the reaper
+// reaps it) and returns its pid.
+//
+// Every server runs in a session of its own, as a service manager starts it and as nginx's
+// daemon puts itself: with the kernel's autogroup scheduling (sched_autogroup_enabled, on
+// here as in Debian's kernels), CPU is shared between sessions first, then between the
+// threads of a session. A server left in the driver's session would share one slice with
+// the load generator, thread by thread, and be measured under other rules than nginx.
 func (r *reaper) start(cmd *exec.Cmd) (int, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setsid = true
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}

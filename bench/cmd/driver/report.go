@@ -95,8 +95,12 @@ func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "- machine: %d CPUs (%s), memory %s, %s, %s\n", m.cpus, m.cpuModel, m.memTotal, m.kernel, m.goVersion)
 	fmt.Fprintf(w, "- %s; %s\n", m.batonVersion, m.nginxVersion)
 	fmt.Fprintf(w, "- load average (/proc/loadavg) at start: %s; at end: %s\n", m.loadStart, rep.loadEnd)
-	fmt.Fprintf(w, "- load: %d clients, request timeout %v, no retries; reference worker `hello -drain %v`; %d workers per system in the cycle series; cycles %v apart\n\n",
-		d.clients, d.timeout, d.drain, d.workers, d.gap)
+	procs := "GOMAXPROCS the Go default (one per CPU)"
+	if d.workerProcs > 0 {
+		procs = fmt.Sprintf("GOMAXPROCS=%d", d.workerProcs)
+	}
+	fmt.Fprintf(w, "- load: %d clients, request timeout %v, no retries; reference worker `hello -drain %v` (%s); %d workers per system in the cycle series; cycles %v apart; every server in a session of its own (setsid), as a service manager starts it\n\n",
+		d.clients, d.timeout, d.drain, procs, d.workers, d.gap)
 	if m.free != "" {
 		fmt.Fprintf(w, "```\n$ free -h\n%s\n```\n\n", m.free)
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,9 @@ func (d *driver) startBare(addr string) (int, error) {
 	defer out.Close()
 	cmd := exec.Command(d.hello, "-listen", addr, "-drain", d.drain.String())
 	cmd.Stdout, cmd.Stderr = out, out
+	if d.workerProcs > 0 {
+		cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(d.workerProcs))
+	}
 	pid, err := d.reaper.start(cmd)
 	if err != nil {
 		return 0, err

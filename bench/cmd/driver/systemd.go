@@ -158,7 +158,7 @@ func (d *driver) installLab(lab *labCtl, sr *systemdRun, dir string) error {
 	if err := lab.writeFile("/etc/systemd/system/"+labSocket+".d/bench.conf", "[Socket]\nListenStream=\nListenStream="+labAddr+"\n"); err != nil {
 		return err
 	}
-	if err := lab.writeFile(labConfig, labBatonConfig(d.hello, d.drain.String(), d.workers)); err != nil {
+	if err := lab.writeFile(labConfig, labBatonConfig(d.hello, d.drain.String(), d.workers, d.workerProcs)); err != nil {
 		return err
 	}
 	if _, err := lab.exec("systemctl", "daemon-reload"); err != nil {
@@ -170,19 +170,19 @@ func (d *driver) installLab(lab *labCtl, sr *systemdRun, dir string) error {
 
 // labBatonConfig is the config of the benchmarked instance: its listener comes from the
 // socket unit (named http), otherwise as standalone: auto commit, no soak.
-func labBatonConfig(hello, drain string, workers int) string {
+func labBatonConfig(hello, drain string, workers, gomaxprocs int) string {
 	return fmt.Sprintf(`# baton benchmark, under systemd: the listener comes from baton@bench.socket.
 [worker]
 command = [%q, "-drain", %q, "-names", "*"]
 count = %d
 start_timeout = "60s"
 stop_timeout = "30s"
-
+%s
 [upgrade]
 commit = "auto"
 soak = "0s"
 timeout = "120s"
-`, hello, drain, workers)
+`, hello, drain, workers, workerEnv(gomaxprocs))
 }
 
 // labSeries starts the service fresh, runs the load inside the lab, the cycles inside
@@ -199,7 +199,7 @@ func (d *driver) labSeries(lab *labCtl, sr *systemdRun, dir, kind string, mode l
 		}
 		lab.exec("systemctl", "reset-failed", labUnit)
 	}()
-	ld, err := startLabLoad(lab, sr.loadBin, filepath.Join(dir, fmt.Sprintf("load-%s-%s.json", kind, mode)), d.clients, mode, d.timeout)
+	ld, err := startLabLoad(lab, d.labLoadIn, sr.loadBin, filepath.Join(dir, fmt.Sprintf("load-%s-%s.json", kind, mode)), d.clients, mode, d.timeout)
 	if err != nil {
 		r.err = err
 		return r
