@@ -41,8 +41,10 @@ type prepared struct {
 	fds    []int
 	nextfd int // above every fd in fds and the pipe
 
+	reset     []uintptr // every other signal that can be caught or ignored
 	ignore    []uintptr
-	sigIgn    [4]uint64 // a kernel struct sigaction with sa_handler = SIG_IGN, the rest zero
+	sigDfl    [4]uint64 // a kernel struct sigaction with sa_handler = SIG_DFL: all zero
+	sigIgn    [4]uint64 // the same with sa_handler = SIG_IGN
 	emptyMask uint64
 
 	setpgid   bool
@@ -82,6 +84,9 @@ var stepNames = [...]string{
 
 const listenPIDPrefix = "LISTEN_PID="
 
+// maxSignal is the highest signal number on Linux (SIGRTMAX).
+const maxSignal = 64
+
 // Start forks and execs the program a describes, and returns once it runs (or with the
 // error that kept it from running; the child is then reaped). The caller must Wait for the
 // process. Start holds syscall.ForkLock across the fork, as os/exec does.
@@ -120,6 +125,11 @@ func Start(a *Attr) (*os.Process, error) {
 	}
 	for _, sig := range a.Ignore {
 		p.ignore = append(p.ignore, uintptr(sig))
+	}
+	for sig := uintptr(1); sig <= maxSignal; sig++ {
+		if sig != uintptr(syscall.SIGKILL) && sig != uintptr(syscall.SIGSTOP) && !slices.Contains(p.ignore, sig) {
+			p.reset = append(p.reset, sig)
+		}
 	}
 	p.sigIgn[0] = 1 // SIG_IGN
 	if a.Credential != nil && len(a.Credential.Groups) > 0 {
@@ -265,8 +275,14 @@ func forkExec(p *prepared, pipe int) (pid uintptr, errno syscall.Errno) {
 
 	// Handlers back to SIG_DFL, then the mask of the forking thread (the caller may have
 	// blocked the signals it ignores below, so that none arrives at its default action
-	// first); ignoring a signal discards it if pending; then an empty mask.
+	// first); ignoring a signal discards it if pending; then an empty mask. The runtime
+	// resets only the signals it handles: one this process was started with ignored
+	// (say, by a shell or a CI runner) would stay ignored, so every other signal is set to
+	// SIG_DFL too, as systemd does for a service. A number the kernel refuses is skipped.
 	runtimeAfterForkInChild()
+	for i = 0; i < len(p.reset); i++ {
+		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, p.reset[i], uintptr(unsafe.Pointer(&p.sigDfl)), 0, 8, 0, 0)
+	}
 	for i = 0; i < len(p.ignore); i++ {
 		if _, _, err1 = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, p.ignore[i], uintptr(unsafe.Pointer(&p.sigIgn)), 0, 8, 0, 0); err1 != 0 {
 			p.failure.step = stepSignals

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -122,8 +123,11 @@ func TestEnvLastWins(t *testing.T) {
 }
 
 // TestSignals: blocked at the fork (as baton blocks USR2 and WINCH), the child still starts
-// with an empty mask, the asked signals ignored and every other at its default.
+// with an empty mask, the asked signals ignored and every other at its default, also one
+// this process ignores (as a process started with a signal ignored would).
 func TestSignals(t *testing.T) {
+	signal.Ignore(syscall.SIGUSR1)
+	defer signal.Reset(syscall.SIGUSR1)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var block, old unix.Sigset_t
