@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/baton-supervisor/baton/bench/internal/procs"
 )
 
 // batonSvc is one standalone baton, with the reference worker, in its own directory.
@@ -126,14 +128,14 @@ func (b *batonSvc) cycle(kind string) (cycle, error) {
 // master gone (and the new one says it is in charge).
 func (b *batonSvc) upgrade() (cycle, error) {
 	deadline := b.d.deadline()
-	old, err := openProc(b.pid)
+	old, err := procs.Open(b.pid)
 	if err != nil {
 		return cycle{}, err
 	}
-	defer old.close()
+	defer old.Close()
 	from := b.log.mark()
 	c := cycle{start: time.Now()}
-	if err := old.signal(syscall.SIGUSR2); err != nil {
+	if err := old.Signal(syscall.SIGUSR2); err != nil {
 		return c, err
 	}
 	i, ready, err := b.log.wait(from, deadline, "new master ready", msgFrom("new master ready", b.pid))
@@ -148,7 +150,7 @@ func (b *batonSvc) upgrade() (cycle, error) {
 	if err != nil {
 		return c, err
 	}
-	gone, err := old.wait(deadline)
+	gone, err := old.Wait(deadline)
 	if err != nil {
 		return c, err
 	}
@@ -169,26 +171,26 @@ func (b *batonSvc) upgrade() (cycle, error) {
 // reload is HUP: new workers ready and the old ones told to go, then the old ones gone.
 func (b *batonSvc) reload() (cycle, error) {
 	deadline := b.d.deadline()
-	olds, err := openAll(children(b.pid))
+	olds, err := procs.OpenAll(children(b.pid))
 	if err != nil {
 		return cycle{}, err
 	}
-	defer closeAll(olds)
-	master, err := openProc(b.pid)
+	defer procs.CloseAll(olds)
+	master, err := procs.Open(b.pid)
 	if err != nil {
 		return cycle{}, err
 	}
-	defer master.close()
+	defer master.Close()
 	from := b.log.mark()
 	c := cycle{start: time.Now()}
-	if err := master.signal(syscall.SIGHUP); err != nil {
+	if err := master.Signal(syscall.SIGHUP); err != nil {
 		return c, err
 	}
 	_, done, err := b.log.wait(from, deadline, "reload complete", msgFrom("reload complete", b.pid))
 	if err != nil {
 		return c, err
 	}
-	gone, err := waitAll(olds, deadline)
+	gone, err := procs.WaitAll(olds, deadline)
 	if err != nil {
 		return c, fmt.Errorf("old workers: %w", err)
 	}
@@ -205,11 +207,11 @@ func (b *batonSvc) rollback() (cycle, error) {
 	if err != nil {
 		return cycle{}, err
 	}
-	defer old.close()
-	defer closeAll(oldWorkers)
+	defer old.Close()
+	defer procs.CloseAll(oldWorkers)
 	from := b.log.mark()
 	c := cycle{start: time.Now()}
-	if err := old.signal(syscall.SIGUSR2); err != nil {
+	if err := old.Signal(syscall.SIGUSR2); err != nil {
 		return c, err
 	}
 	_, ready, err := b.log.wait(from, deadline, "new master ready", msgFrom("new master ready", b.pid))
@@ -220,22 +222,22 @@ func (b *batonSvc) rollback() (cycle, error) {
 	if err != nil {
 		return c, fmt.Errorf("new master ready: no new_pid in %q", ready.text)
 	}
-	nw, err := openProc(nwPID)
+	nw, err := procs.Open(nwPID)
 	if err != nil {
 		return c, err
 	}
-	defer nw.close()
+	defer nw.Close()
 
-	if err := old.signal(syscall.SIGWINCH); err != nil {
+	if err := old.Signal(syscall.SIGWINCH); err != nil {
 		return c, err
 	}
-	stopped, err := waitAll(oldWorkers, deadline)
+	stopped, err := procs.WaitAll(oldWorkers, deadline)
 	if err != nil {
 		return c, fmt.Errorf("old workers after WINCH: %w", err)
 	}
 
 	from = b.log.mark()
-	if err := old.signal(syscall.SIGHUP); err != nil {
+	if err := old.Signal(syscall.SIGHUP); err != nil {
 		return c, err
 	}
 	_, back, err := b.log.wait(from, deadline, "old workers ready", msgFrom("workers ready", b.pid))
@@ -244,10 +246,10 @@ func (b *batonSvc) rollback() (cycle, error) {
 	}
 
 	from = b.log.mark()
-	if err := nw.signal(syscall.SIGQUIT); err != nil {
+	if err := nw.Signal(syscall.SIGQUIT); err != nil {
 		return c, err
 	}
-	gone, err := nw.wait(deadline)
+	gone, err := nw.Wait(deadline)
 	if err != nil {
 		return c, err
 	}

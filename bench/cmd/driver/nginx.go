@@ -10,6 +10,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/baton-supervisor/baton/bench/internal/procs"
 )
 
 // nginxSvc is one nginx (Debian's package) with its own prefix, pid file and 2 workers,
@@ -159,21 +161,21 @@ func (n *nginxSvc) cycle(kind string) (cycle, error) {
 
 // startNew is the first half of nginx's upgrade and rollback: USR2 to the old master, then
 // the new master (named by nginx.pid) with its workers running.
-func (n *nginxSvc) startNew(old *proc, deadline time.Time) (*proc, time.Time, error) {
-	if err := old.signal(syscall.SIGUSR2); err != nil {
+func (n *nginxSvc) startNew(old *procs.Proc, deadline time.Time) (*procs.Proc, time.Time, error) {
+	if err := old.Signal(syscall.SIGUSR2); err != nil {
 		return nil, time.Time{}, err
 	}
-	nwPID, _, err := n.waitPIDFile(deadline, func(pid int) bool { return pid != old.pid })
+	nwPID, _, err := n.waitPIDFile(deadline, func(pid int) bool { return pid != old.PID })
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	nw, err := openProc(nwPID)
+	nw, err := procs.Open(nwPID)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	ready, err := n.waitReady(nwPID, nil, deadline)
 	if err != nil {
-		nw.close()
+		nw.Close()
 		return nil, time.Time{}, err
 	}
 	return nw, ready, nil
@@ -187,56 +189,56 @@ func (n *nginxSvc) upgrade() (cycle, error) {
 	if err != nil {
 		return cycle{}, err
 	}
-	defer old.close()
-	defer closeAll(oldWorkers)
+	defer old.Close()
+	defer procs.CloseAll(oldWorkers)
 	c := cycle{start: time.Now()}
 	nw, ready, err := n.startNew(old, deadline)
 	if err != nil {
 		return c, err
 	}
-	defer nw.close()
-	if err := old.signal(syscall.SIGWINCH); err != nil {
+	defer nw.Close()
+	if err := old.Signal(syscall.SIGWINCH); err != nil {
 		return c, err
 	}
-	stopped, err := waitAll(oldWorkers, deadline)
+	stopped, err := procs.WaitAll(oldWorkers, deadline)
 	if err != nil {
 		return c, fmt.Errorf("old workers after WINCH: %w", err)
 	}
-	if err := old.signal(syscall.SIGQUIT); err != nil {
+	if err := old.Signal(syscall.SIGQUIT); err != nil {
 		return c, err
 	}
-	gone, err := old.wait(deadline)
+	gone, err := old.Wait(deadline)
 	if err != nil {
 		return c, err
 	}
 	c.ends = []time.Time{ready, stopped, gone}
-	n.pid = nw.pid
+	n.pid = nw.PID
 	return c, nil
 }
 
 // reload is HUP: new workers up, old workers gone.
 func (n *nginxSvc) reload() (cycle, error) {
 	deadline := n.d.deadline()
-	master, err := openProc(n.pid)
+	master, err := procs.Open(n.pid)
 	if err != nil {
 		return cycle{}, err
 	}
-	defer master.close()
+	defer master.Close()
 	oldPIDs := children(n.pid)
-	olds, err := openAll(oldPIDs)
+	olds, err := procs.OpenAll(oldPIDs)
 	if err != nil {
 		return cycle{}, err
 	}
-	defer closeAll(olds)
+	defer procs.CloseAll(olds)
 	c := cycle{start: time.Now()}
-	if err := master.signal(syscall.SIGHUP); err != nil {
+	if err := master.Signal(syscall.SIGHUP); err != nil {
 		return c, err
 	}
 	ready, err := n.waitReady(n.pid, oldPIDs, deadline)
 	if err != nil {
 		return c, err
 	}
-	gone, err := waitAll(olds, deadline)
+	gone, err := procs.WaitAll(olds, deadline)
 	if err != nil {
 		return c, fmt.Errorf("old workers: %w", err)
 	}
@@ -253,36 +255,36 @@ func (n *nginxSvc) rollback() (cycle, error) {
 	if err != nil {
 		return cycle{}, err
 	}
-	defer old.close()
-	defer closeAll(oldWorkers)
+	defer old.Close()
+	defer procs.CloseAll(oldWorkers)
 	c := cycle{start: time.Now()}
 	nw, ready, err := n.startNew(old, deadline)
 	if err != nil {
 		return c, err
 	}
-	defer nw.close()
-	if err := old.signal(syscall.SIGWINCH); err != nil {
+	defer nw.Close()
+	if err := old.Signal(syscall.SIGWINCH); err != nil {
 		return c, err
 	}
-	stopped, err := waitAll(oldWorkers, deadline)
+	stopped, err := procs.WaitAll(oldWorkers, deadline)
 	if err != nil {
 		return c, fmt.Errorf("old workers after WINCH: %w", err)
 	}
-	if err := old.signal(syscall.SIGHUP); err != nil {
+	if err := old.Signal(syscall.SIGHUP); err != nil {
 		return c, err
 	}
-	back, err := n.waitReady(n.pid, []int{nw.pid}, deadline)
+	back, err := n.waitReady(n.pid, []int{nw.PID}, deadline)
 	if err != nil {
 		return c, err
 	}
-	if err := nw.signal(syscall.SIGQUIT); err != nil {
+	if err := nw.Signal(syscall.SIGQUIT); err != nil {
 		return c, err
 	}
-	gone, err := nw.wait(deadline)
+	gone, err := nw.Wait(deadline)
 	if err != nil {
 		return c, err
 	}
-	_, restored, err := n.waitPIDFile(deadline, func(pid int) bool { return pid == old.pid })
+	_, restored, err := n.waitPIDFile(deadline, func(pid int) bool { return pid == old.PID })
 	if err != nil {
 		return c, err
 	}

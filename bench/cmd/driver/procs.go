@@ -4,11 +4,9 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/baton-supervisor/baton/bench/internal/procs"
 )
 
 // The driver plays the part of systemd or a shell for everything it starts: it is a child
@@ -78,127 +78,24 @@ func (r *reaper) start(cmd *exec.Cmd) (int, error) {
 	return pid, nil
 }
 
-// proc is a process watched through a pidfd: signals and waits cannot hit a reused pid.
-type proc struct {
-	pid int
-	fd  int
-}
-
-// errGone is returned by openProc for a process that no longer exists.
-var errGone = errors.New("process gone")
-
-func openProc(pid int) (*proc, error) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err == unix.ESRCH {
-		return nil, fmt.Errorf("pid %d: %w", pid, errGone)
-	}
-	if err != nil {
-		return nil, os.NewSyscallError("pidfd_open", err)
-	}
-	return &proc{pid: pid, fd: fd}, nil
-}
-
-func (p *proc) close() {
-	if p != nil && p.fd >= 0 {
-		unix.Close(p.fd)
-		p.fd = -1
-	}
-}
-
-func (p *proc) signal(sig syscall.Signal) error {
-	if err := unix.PidfdSendSignal(p.fd, sig, nil, 0); err != nil {
-		return fmt.Errorf("signal %v to %d: %w", sig, p.pid, err)
-	}
-	return nil
-}
-
-// wait waits until the process has exited (a zombie counts as exited) and returns when.
-func (p *proc) wait(deadline time.Time) (time.Time, error) {
-	fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
-	for {
-		left := time.Until(deadline)
-		if left < 0 {
-			return time.Time{}, fmt.Errorf("pid %d still running: %w", p.pid, os.ErrDeadlineExceeded)
-		}
-		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return time.Time{}, os.NewSyscallError("poll", err)
-		}
-		if n > 0 {
-			return time.Now(), nil
-		}
-	}
-}
-
-// waitAll waits for every process of ps to exit and returns when the last one did.
-func waitAll(ps []*proc, deadline time.Time) (time.Time, error) {
-	last := time.Now()
-	for _, p := range ps {
-		t, err := p.wait(deadline)
-		if err != nil {
-			return time.Time{}, err
-		}
-		if t.After(last) {
-			last = t
-		}
-	}
-	return last, nil
-}
-
-func openAll(pids []int) ([]*proc, error) {
-	var ps []*proc
-	for _, pid := range pids {
-		p, err := openProc(pid)
-		if errors.Is(err, errGone) {
-			continue
-		}
-		if err != nil {
-			closeAll(ps)
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, nil
-}
-
 // openMaster opens a master and its workers (its children now), for a cycle to watch
 // them go; on error nothing stays open.
-func openMaster(pid int) (*proc, []*proc, error) {
-	master, err := openProc(pid)
+func openMaster(pid int) (*procs.Proc, []*procs.Proc, error) {
+	master, err := procs.Open(pid)
 	if err != nil {
 		return nil, nil, err
 	}
-	workers, err := openAll(children(pid))
+	workers, err := procs.OpenAll(children(pid))
 	if err != nil {
-		master.close()
+		master.Close()
 		return nil, nil, err
 	}
 	return master, workers, nil
 }
 
-func closeAll(ps []*proc) {
-	for _, p := range ps {
-		p.close()
-	}
-}
-
-// children lists the live children of pid, from /proc/PID/task/*/children (a Go process
-// forks from any of its threads).
+// children lists the live children of pid (a zombie is not one).
 func children(pid int) []int {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	var out []int
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, f := range strings.Fields(string(b)) {
-			if c, err := strconv.Atoi(f); err == nil && alive(c) {
-				out = append(out, c)
-			}
-		}
-	}
-	return out
+	return slices.DeleteFunc(procs.Children(pid), func(c int) bool { return !alive(c) })
 }
 
 // descendants lists pid's live descendants, children first.
@@ -276,17 +173,17 @@ func stopAll(grace time.Duration) {
 	if len(tree) == 0 {
 		return
 	}
-	ps, _ := openAll(tree)
-	defer closeAll(ps)
+	ps, _ := procs.OpenAll(tree)
+	defer procs.CloseAll(ps)
 	for _, p := range ps {
-		if slices.Contains(children(self), p.pid) {
-			p.signal(syscall.SIGTERM)
+		if slices.Contains(children(self), p.PID) {
+			p.Signal(syscall.SIGTERM)
 		}
 	}
 	deadline := time.Now().Add(grace)
 	for _, p := range ps {
-		if _, err := p.wait(deadline); err != nil {
-			p.signal(syscall.SIGKILL)
+		if _, err := p.Wait(deadline); err != nil {
+			p.Signal(syscall.SIGKILL)
 		}
 	}
 }

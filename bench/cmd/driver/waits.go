@@ -9,24 +9,26 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/baton-supervisor/baton/bench/internal/procs"
 )
 
 // stopMaster signals a master to stop and waits for it and its descendants; what is left
 // at the deadline gets TERM, then KILL.
 func stopMaster(pid int, sig syscall.Signal, deadline time.Time) error {
-	tree, _ := openAll(append([]int{pid}, descendants(pid)...))
-	defer closeAll(tree)
+	tree, _ := procs.OpenAll(append([]int{pid}, descendants(pid)...))
+	defer procs.CloseAll(tree)
 	if len(tree) == 0 {
 		return nil
 	}
-	if tree[0].pid == pid {
-		tree[0].signal(sig)
+	if tree[0].PID == pid {
+		tree[0].Signal(sig)
 	}
-	if _, err := waitAll(tree, deadline); err == nil {
+	if _, err := procs.WaitAll(tree, deadline); err == nil {
 		return nil
 	}
 	for _, p := range tree {
-		p.signal(syscall.SIGKILL)
+		p.Signal(syscall.SIGKILL)
 	}
 	return fmt.Errorf("pid %d did not stop in time after %v; killed", pid, sig)
 }

@@ -43,6 +43,8 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
+
+	"github.com/baton-supervisor/baton/bench/internal/procs"
 )
 
 // phases names the phases of each kind, in order.
@@ -183,11 +185,11 @@ func (s settings) cycle(ctx context.Context, bus unitBus) (cycleOut, error) {
 
 // upgrade: systemctl kill -s USR2; MainPID another process; the old master gone.
 func (s settings) upgrade(ctx context.Context, bus unitBus, old int) (cycleOut, error) {
-	master, err := openProc(old)
+	master, err := procs.Open(old)
 	if err != nil {
 		return cycleOut{}, err
 	}
-	defer master.close()
+	defer master.Close()
 	c := cycleOut{OldPID: old, Start: time.Now()}
 	if err := s.systemctl(ctx, "kill", "-s", "USR2", s.unit); err != nil {
 		return c, err
@@ -215,7 +217,7 @@ func (s settings) upgrade(ctx context.Context, bus unitBus, old int) (cycleOut, 
 		default:
 			wait = s.poll // both: the exit, and the next MainPID read
 		}
-		exited, err := master.exited(wait)
+		exited, err := master.Exited(wait)
 		if err != nil {
 			return c, err
 		}
@@ -236,11 +238,11 @@ func (s settings) upgrade(ctx context.Context, bus unitBus, old int) (cycleOut, 
 
 // reload: systemctl reload; the workers the master had before it gone.
 func (s settings) reload(ctx context.Context, master int) (cycleOut, error) {
-	olds, err := openAll(children(master))
+	olds, err := procs.OpenAll(procs.Children(master))
 	if err != nil {
 		return cycleOut{}, err
 	}
-	defer closeAll(olds)
+	defer procs.CloseAll(olds)
 	c := cycleOut{OldPID: master, NewPID: master, Start: time.Now()}
 	if err := s.systemctl(ctx, "reload", s.unit); err != nil {
 		return c, err
@@ -249,12 +251,12 @@ func (s settings) reload(ctx context.Context, master int) (cycleOut, error) {
 	gone := done
 	deadline, _ := ctx.Deadline()
 	for _, p := range olds {
-		exited, err := p.exited(max(0, time.Until(deadline)))
+		exited, err := p.Exited(max(0, time.Until(deadline)))
 		if err != nil {
 			return c, err
 		}
 		if !exited {
-			return c, fmt.Errorf("old worker %d still running after the reload: %w", p.pid, os.ErrDeadlineExceeded)
+			return c, fmt.Errorf("old worker %d still running after the reload: %w", p.PID, os.ErrDeadlineExceeded)
 		}
 		gone = latest(gone, time.Now())
 	}

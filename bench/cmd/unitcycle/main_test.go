@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/baton-supervisor/baton/bench/internal/procs"
 )
 
 // fakeBus plays systemd: MainPID is old while old runs, then next; ActiveState is state.
@@ -94,7 +96,7 @@ func TestCycles(t *testing.T) {
 			bus := &fakeBus{old: master.Process.Pid, next: master.Process.Pid, state: tc.state}
 			var workers []int
 			for deadline := time.Now().Add(10 * time.Second); len(workers) < 2; {
-				if workers = children(master.Process.Pid); time.Now().After(deadline) {
+				if workers = procs.Children(master.Process.Pid); time.Now().After(deadline) {
 					t.Fatalf("the fake master has %d children", len(workers))
 				}
 				time.Sleep(time.Millisecond) // polling for the fake workers to start
