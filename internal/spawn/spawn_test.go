@@ -352,3 +352,53 @@ func TestDedupEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentStarts: starts from several goroutines at once, while another goroutine
+// keeps the garbage collector busy, all run their program with the environment they
+// were given (a fork taken during a collection or beside another fork is still whole).
+func TestConcurrentStarts(t *testing.T) {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		var keep [][]byte
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			keep = append(keep, make([]byte, 64<<10))
+			if len(keep) > 64 {
+				keep = keep[:0]
+				runtime.GC()
+			}
+		}
+	}()
+	const goroutines, each = 4, 25
+	errs := make(chan error, goroutines*each)
+	for g := range goroutines {
+		go func() {
+			for i := range each {
+				a := sh(`test "$SPAWN_N" = "$1" && test "$LISTEN_PID" = "$$"`, fmt.Sprint(g*each+i))
+				a.Env = append(a.Env, fmt.Sprintf("SPAWN_N=%d", g*each+i))
+				a.ListenPID = true
+				a.Files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
+				p, err := Start(a)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				st, err := p.Wait()
+				if err == nil && !st.Success() {
+					err = fmt.Errorf("start %d: %v", g*each+i, st)
+				}
+				errs <- err
+			}
+		}()
+	}
+	for range goroutines * each {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
