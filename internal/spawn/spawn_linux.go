@@ -27,9 +27,6 @@ func runtimeAfterFork()
 //go:linkname runtimeAfterForkInChild syscall.runtime_AfterForkInChild
 func runtimeAfterForkInChild()
 
-// Supported is true on the architectures this package implements.
-const Supported = true
-
 // prepared is everything the child needs, built before the fork: the child only reads it,
 // and writes to pidBuf and failure, its own copies.
 type prepared struct {
@@ -169,7 +166,8 @@ func Start(a *Attr) (*os.Process, error) {
 	// The pipe is close-on-exec: end-of-file means the exec happened; a failure record
 	// means it did not.
 	var f failure
-	n, rerr := readFull(pipe[0], (*[unsafe.Sizeof(f)]byte)(unsafe.Pointer(&f))[:])
+	report := (*[unsafe.Sizeof(f)]byte)(unsafe.Pointer(&f))[:]
+	n, rerr := readFull(pipe[0], report)
 	syscall.Close(pipe[0])
 	if rerr == nil && n == 0 {
 		return os.FindProcess(int(pid))
@@ -180,7 +178,7 @@ func Start(a *Attr) (*os.Process, error) {
 			break
 		}
 	}
-	if rerr != nil || n != len((*[unsafe.Sizeof(f)]byte)(unsafe.Pointer(&f))) {
+	if rerr != nil || n != len(report) {
 		return nil, fmt.Errorf("spawn: %s: the child's report was lost (%d bytes, %v)", path, n, rerr)
 	}
 	step := "step " + fmt.Sprint(f.step)

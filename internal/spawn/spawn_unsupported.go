@@ -8,10 +8,7 @@ import (
 	"runtime"
 )
 
-// Supported is false: this architecture has no implementation.
-const Supported = false
-
-// Start fails: see Supported.
+// Start fails: this architecture has no implementation.
 func Start(a *Attr) (*os.Process, error) {
 	return nil, errors.New("spawn: not implemented on " + runtime.GOOS + "/" + runtime.GOARCH)
 }
