@@ -66,8 +66,8 @@ func openControl(path string, ls []*fdstore.Listener) (*fdstore.Listener, []*fds
 	return l, ls, nil
 }
 
-// serveControl starts accepting on the control socket. Called once, when this master
-// becomes the one in charge.
+// serveControl starts accepting on the control socket, when this master becomes the one
+// in charge.
 func (m *Master) serveControl() {
 	if m.control == nil || m.controlLn != nil {
 		return
@@ -79,7 +79,9 @@ func (m *Master) serveControl() {
 	}
 	m.controlLn = ln
 	m.log.Info("control socket", "address", m.control.Addr)
+	cfgPath := m.cfg.Path // fixed for the master's life
 	go func() {
+		slots := make(chan struct{}, maxControlConns)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -88,10 +90,25 @@ func (m *Master) serveControl() {
 				}
 				return
 			}
-			go m.controlConn(c.(*net.UnixConn))
+			select {
+			case slots <- struct{}{}:
+				go func() {
+					defer func() { <-slots }()
+					m.controlConn(c.(*net.UnixConn), cfgPath)
+				}()
+			default:
+				c.Close() // as many clients as we serve at once are connected already
+			}
 		}
 	}()
 }
+
+// maxControlConns bounds the control connections served at once.
+const maxControlConns = 32
+
+// controlTimeout bounds how long a client may take to send its request, and to read its
+// reply: a client that does neither holds its own goroutine, never the master loop.
+const controlTimeout = 10 * time.Second
 
 // stopControl stops accepting (the socket itself stays open, for the next master).
 func (m *Master) stopControl() {
@@ -100,30 +117,58 @@ func (m *Master) stopControl() {
 	}
 }
 
-func (m *Master) controlConn(c *net.UnixConn) {
+// controlConn serves one connection, on its own goroutine: it reads the request, posts it
+// to the loop, and writes the reply the loop hands back; the loop never writes to a client.
+func (m *Master) controlConn(c *net.UnixConn, cfgPath string) {
+	defer c.Close()
+	replies := make(chan ControlReply, 1)
 	reply := func(r ControlReply) {
-		c.SetWriteDeadline(time.Now().Add(time.Second))
+		select {
+		case replies <- r:
+		default: // answered already
+		}
+	}
+	write := func(r ControlReply) {
+		c.SetWriteDeadline(time.Now().Add(controlTimeout))
 		b, _ := json.Marshal(r)
 		c.Write(append(b, '\n'))
-		c.Close()
 	}
 	if err := checkPeer(c); err != nil {
-		reply(ControlReply{Error: err.Error()})
-		m.post(func() { m.log.Warn("control connection refused", "err", err) })
+		write(ControlReply{Error: err.Error()})
+		m.post(refusedControl{err})
 		return
 	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c.SetReadDeadline(time.Now().Add(controlTimeout))
 	line, err := bufio.NewReaderSize(c, 4096).ReadSlice('\n')
 	var req ControlRequest
 	if err == nil {
 		err = json.Unmarshal(line, &req)
 	}
 	if err != nil {
-		reply(ControlReply{Error: "bad request: " + err.Error()})
+		write(ControlReply{Error: "bad request: " + err.Error()})
 		return
 	}
-	m.post(func() { m.onControl(req, reply) })
+	ev := controlEvent{req: req, reply: reply}
+	if req.Verb == "reload" && req.Wait {
+		ev.stamp = configStamp(cfgPath)
+	}
+	m.post(ev)
+	select {
+	case r := <-replies:
+		write(r)
+	case <-m.done:
+		select {
+		case r := <-replies: // cleanup answered the waiters
+			write(r)
+		default:
+		}
+	}
 }
+
+// refusedControl: a connection from a user who may not control this master.
+type refusedControl struct{ err error }
+
+func (refusedControl) eventName() string { return "control-refused" }
 
 // checkPeer lets in root and the user this master runs as.
 func checkPeer(c *net.UnixConn) error {
@@ -145,15 +190,32 @@ func checkPeer(c *net.UnixConn) error {
 	return nil
 }
 
+// configStamp identifies the config file's content as the file system sees it (inode,
+// size, modification time), or "" when there is no file to look at.
+func configStamp(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if st == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d:%d:%d", st.Dev, st.Ino, st.Size, fi.ModTime().UnixNano())
+}
+
 // onControl runs a request on the master loop.
-func (m *Master) onControl(req ControlRequest, reply replyFunc) {
+func (m *Master) onControl(req ControlRequest, reply replyFunc, stamp string) {
 	m.log.Info("control request", "verb", req.Verb, "wait", req.Wait)
 	switch req.Verb {
 	case "status":
 		st := m.status()
 		reply(ControlReply{OK: true, Status: &st})
 	case "reload":
-		m.controlReload(req, reply)
+		m.controlReload(req, reply, stamp)
 	case "upgrade":
 		m.controlUpgrade(req, reply)
 	case "rollback":
@@ -166,18 +228,15 @@ func (m *Master) onControl(req ControlRequest, reply replyFunc) {
 	}
 }
 
-func (m *Master) controlReload(req ControlRequest, reply replyFunc) {
-	switch {
-	case m.stopping != running:
-		reply(ControlReply{Error: "the master is stopping"})
-		return
-	case m.up != nil:
-		reply(ControlReply{Error: "an upgrade is in flight: commit or roll it back first"})
+func (m *Master) controlReload(req ControlRequest, reply replyFunc, stamp string) {
+	if err := m.canReload(); err != nil {
+		reply(ControlReply{Error: err.Error()})
 		return
 	}
-	if r := m.signalReload; req.Wait && m.reload == nil && r != nil && time.Since(r.at) < claimWindow {
+	if r := m.signalReload; req.Wait && m.reload == nil && r != nil && m.sys.now().Sub(r.at) < claimWindow && r.stamp != "" && r.stamp == stamp {
 		// The reload systemd started with SIGHUP (Type=notify-reload) before it ran
-		// ExecReload=: that is the reload this client waits for.
+		// ExecReload=, of the config file as it is now: that is the reload this client
+		// waits for.
 		m.signalReload = nil
 		reply(r.reply)
 		return
@@ -196,27 +255,29 @@ func (m *Master) controlReload(req ControlRequest, reply replyFunc) {
 // claimWindow is how long the result of a reload started by SIGHUP, and waited for by no
 // client, stays there for the next `baton reload --wait`. Under Type=notify-reload systemd
 // sends SIGHUP and then runs ExecReload=, whose `baton reload --wait` may reach the master
-// after that reload ended: it takes that reload's result rather than starting another.
+// after that reload ended: it takes that reload's result rather than starting another, if
+// the config file did not change since that reload read it.
 const claimWindow = 5 * time.Second
 
 // finishedReload is a reload started by SIGHUP that no client has heard about yet.
 type finishedReload struct {
 	at    time.Time
+	stamp string
 	reply ControlReply
 }
 
-// answerReload tells every client waiting on the reload how it ended.
-func (m *Master) answerReload(err error) {
-	r := ControlReply{OK: true, Message: "reload complete: " + m.statusLine()}
+// answerReload tells every client waiting on the reload r how it ended.
+func (m *Master) answerReload(r *reload, err error) {
+	reply := ControlReply{OK: true, Message: "reload complete: " + m.statusLine()}
 	if err != nil {
-		r = ControlReply{Error: err.Error()}
+		reply = ControlReply{Error: err.Error()}
 	}
 	m.signalReload = nil
-	if m.reloadBySignal && len(m.reloadWaiters) == 0 {
-		m.signalReload = &finishedReload{at: time.Now(), reply: r}
+	if r != nil && r.bySignal && len(m.reloadWaiters) == 0 {
+		m.signalReload = &finishedReload{at: m.sys.now(), stamp: r.stamp, reply: reply}
 	}
-	for _, reply := range m.reloadWaiters {
-		reply(r)
+	for _, w := range m.reloadWaiters {
+		w(reply)
 	}
 	m.reloadWaiters = nil
 }
@@ -235,18 +296,20 @@ func (m *Master) controlUpgrade(req ControlRequest, reply replyFunc) {
 
 func (m *Master) controlRollback(req ControlRequest, reply replyFunc) {
 	up := m.up
-	if up == nil {
+	if up == nil || m.role == roleStopping {
 		reply(ControlReply{Error: "no upgrade in flight on this master"})
 		return
 	}
-	m.rollbackWorkers()
-	up.reason = "rolled back on request"
-	up.signal(syscall.SIGQUIT)
-	if req.Wait {
-		up.rollbackWaiters = append(up.rollbackWaiters, reply)
+	if m.role == roleHandingOver {
+		reply(ControlReply{Error: "too late to roll back: the new master is being made the main process"})
 		return
 	}
-	reply(ControlReply{OK: true, Message: fmt.Sprintf("rollback started: new master pid %d asked to exit", up.pid)})
+	if req.Wait {
+		up.rollbackWaiters = append(up.rollbackWaiters, reply)
+	} else {
+		reply(ControlReply{OK: true, Message: fmt.Sprintf("rollback started: new master pid %d asked to exit", up.pid)})
+	}
+	m.rollBack("rolled back on request")
 }
 
 // answer tells every client waiting on the upgrade how it ended: committed (err nil) or

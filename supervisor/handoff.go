@@ -25,6 +25,7 @@ import (
 //	O → N  the listeners, by name (fdstore.Send: SCM_RIGHTS)
 //	N → O  {"type":"ready"}              every worker of N is ready
 //	N → O  {"type":"error","reason":…}   N gives up (then exits)
+//	N → O  {"type":"exit","code":…,"reason":…}  N's last word before it exits uncommitted
 //	O → N  {"type":"commit"}             O has retired its workers and exits: N is in charge
 //
 // N learns that O is gone, committed or not, from end-of-file; O learns that N is gone
@@ -47,6 +48,7 @@ type handoffMsg struct {
 	// the upgrade need not wait for.
 	Nofile *syscall.Rlimit `json:"nofile,omitempty"`
 	Reason string          `json:"reason,omitempty"`
+	Code   int             `json:"code,omitempty"` // exit: N's exit code
 }
 
 func sendMsg(conn *net.UnixConn, msg handoffMsg) error {
@@ -72,9 +74,18 @@ func readMsg(conn *net.UnixConn) (handoffMsg, error) {
 	return msg, nil
 }
 
-// parent is a new master's link to the old master, until the upgrade is committed.
+// connLink is a link over the hand-over socket. Messages are small and the socket is
+// SOCK_SEQPACKET, so a send does not wait unless the peer stopped reading for good
+// (handoffTimeout bounds that).
+type connLink struct{ conn *net.UnixConn }
+
+func (l connLink) send(msg handoffMsg) error { return sendMsg(l.conn, msg) }
+func (l connLink) close()                    { l.conn.Close() }
+
+// parent is a new master's link to the old master, until commit.
 type parent struct {
-	conn *net.UnixConn
+	link link
+	conn *net.UnixConn // osSystem's; nil in tests
 }
 
 // joinOldMaster is N's side of the handshake: it takes the socket named by fdEnv, reads
@@ -111,51 +122,64 @@ func joinOldMaster(fdEnv string) (*parent, handoffMsg, []*fdstore.Listener, erro
 		return nil, hello, nil, fmt.Errorf("handoff from the old master: %w", err)
 	}
 	conn.SetReadDeadline(time.Time{})
-	return &parent{conn: conn}, hello, ls, nil
+	return &parent{link: connLink{conn}, conn: conn}, hello, ls, nil
 }
 
-func (p *parent) send(msg handoffMsg) error { return sendMsg(p.conn, msg) }
-
-// read waits for the old master's commit, or for it to go away.
+// read waits for the old master's commit, or for it to go away, and posts either.
 func (p *parent) read(m *Master) {
 	for {
 		msg, err := readMsg(p.conn)
 		if err != nil {
-			m.post(func() { m.takeCharge(p, false) })
+			m.post(oldMasterGone{p})
 			return
 		}
-		if msg.Type == "commit" {
-			m.post(func() { m.takeCharge(p, true) })
-		}
+		m.post(oldMasterMsg{p, msg})
 	}
 }
 
-// ready tells the old master that every worker of this generation is ready.
-func (p *parent) ready(m *Master) {
-	if err := p.send(handoffMsg{Type: "ready"}); err != nil {
-		m.log.Error("cannot tell the old master we are ready", "err", err)
-		return
+func (m *Master) onOldMasterMsg(p *parent, msg handoffMsg) {
+	if m.parent == p && msg.Type == "commit" {
+		m.takeCharge(true)
 	}
-	m.log.Info("ready; waiting for the old master to commit the upgrade")
+}
+
+func (m *Master) onOldMasterGone(p *parent) {
+	if m.parent == p {
+		m.takeCharge(false)
+	}
 }
 
 // takeCharge is a new master becoming the service's main process, when the old master
 // committed the upgrade (committed) or went away without doing so: it tells systemd what the
-// old master used to, keeps its own sockets in the FD store, and serves the control socket.
-func (m *Master) takeCharge(p *parent, committed bool) {
-	if m.parent != p {
-		return
-	}
+// old master used to, keeps its own sockets in the FD store (and drops from it those its
+// config dropped), and serves the control socket.
+func (m *Master) takeCharge(committed bool) {
+	m.parent.link.close()
 	m.parent = nil
-	p.conn.Close()
 	if committed {
 		m.log.Info("upgrade committed: this master is in charge")
 	} else {
 		m.log.Warn("the old master went away before it committed the upgrade; this master is in charge")
 	}
-	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+	switch m.role {
+	case roleAwaitingCommit:
+		m.become(roleServing, "in charge")
+	case roleJoining:
+		m.become(roleStarting, "in charge before ready")
+	case roleStopping:
+		return // exiting anyway
+	}
+	if m.readyOnce {
+		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+	}
 	m.sentStatus = ""
 	m.storeListeners(m.listeners)
+	for _, l := range m.dropped {
+		m.log.Info("listener closed: no longer in the config", "name", l.Name, "address", l.Addr)
+	}
+	m.unstoreListeners(m.dropped)
+	closeAll(m.dropped)
+	m.dropped = nil
 	m.serveControl()
 }
 
@@ -163,7 +187,8 @@ func (m *Master) takeCharge(p *parent, committed bool) {
 // exits, so that the old master rolls back at once instead of waiting for its timeout.
 func (m *Master) failStart(reason string) {
 	m.log.Error("upgrade failed: new workers did not become ready", "reason", reason)
-	m.parent.send(handoffMsg{Type: "error", Reason: reason})
+	m.parent.link.send(handoffMsg{Type: "error", Reason: reason})
+	m.exitMsg = reason
 	m.exitCode = 1
 	m.fastStop()
 }

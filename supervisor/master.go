@@ -20,7 +20,7 @@ import (
 // Options wire a Master to its command line. cmd/baton fills them; nothing else does.
 type Options struct {
 	// Load reads the configuration: the file and the command-line flags over it. It is
-	// called at start and again on every SIGHUP reload.
+	// called at start, and again, off the master loop, on every reload.
 	Load func() (*config.Config, error)
 	// Exe is the path a new master is started from on SIGUSR2 (see Executable).
 	Exe string
@@ -33,32 +33,40 @@ type Options struct {
 	// SystemdVersion tells the running systemd's version (0: unknown). Optional; it must
 	// be safe to call from any goroutine and cheap after the first call.
 	SystemdVersion func() int
+	// SystemdMainPID asks systemd which pid it takes for this service's main process (0,
+	// err: it cannot tell). Optional; called off the loop, only when a hand-over could not
+	// be confirmed.
+	SystemdMainPID func(pid int) (int, error)
 }
-
-type stopKind int
-
-const (
-	running  stopKind = iota
-	graceful          // QUIT: workers drain, then the master exits
-	fast              // TERM/INT: workers get SIGTERM and a short grace, then SIGKILL
-)
 
 // fastStopGrace is how long a fast stop waits after SIGTERM before SIGKILL, as nginx does.
 const fastStopGrace = time.Second
+
+// newMasterGrace is how long an old master waits for a new master it asked to exit (TERM
+// at the upgrade timeout, or a fast stop) before it sends SIGKILL: the new master's own
+// fast stop (fastStopGrace) must have run first, so that its workers are stopped by their
+// master rather than left to PDEATHSIG.
+const newMasterGrace = 5 * fastStopGrace
 
 // Master is one generation of baton's master process. Create it with New, then call Run
 // once; all its fields belong to Run's loop.
 type Master struct {
 	opts    Options
+	sys     system
 	log     *slog.Logger
 	pid     int
 	gen     int
-	dir     string          // working directory at start
 	devNull *os.File        // the workers' stdin; owned
 	nofile  *syscall.Rlimit // the RLIMIT_NOFILE workers get: the one baton started with
 	cfg     *config.Config
 
+	role      role
+	fast      bool // roleStopping: a fast stop (TERM, INT) rather than a graceful one
+	readyOnce bool // the first pool has been ready once
+	strict    bool // tests: a transition not drawn panics
+
 	listeners []*fdstore.Listener // owned; the set the current workers were given
+	dropped   []*fdstore.Listener // new master: inherited listeners its config dropped, to remove from the FD store once in charge
 	notify    *sdnotify.Server
 
 	control       *fdstore.Listener // the control socket; nil when there is none
@@ -66,68 +74,76 @@ type Master struct {
 	reloadWaiters []replyFunc       // control clients waiting for the reload in flight
 	stopWaiters   []replyFunc       // control clients waiting for this master to exit
 
-	reloadBySignal bool            // the reload in flight (or the last one) came from SIGHUP
-	signalReload   *finishedReload // a SIGHUP reload whose result no client took yet
+	signalReload *finishedReload // a SIGHUP reload whose result no client took yet
 
 	sd         *sdnotify.Notifier // systemd's notify socket; nil off systemd
 	watchdog   time.Duration      // systemd's watchdog interval; 0 = none
-	sentStatus string             // the last STATUS= sent
+	wdTimer    *timer
+	sentStatus string // the last STATUS= sent
 
 	poolSeq  int
 	current  *pool   // the workers serving now; nil after WINCH
 	retiring []*pool // old workers draining
-	reload   *reload // a HUP in flight
+	reload   *reload // a reload in flight
+	reloads  int     // reloads started, to tell a late config result from the current one
 
-	stopping stopKind
-	up       *upgrade // as the old master: the upgrade in flight
-	parent   *parent  // as a new master: the link to the old one, until commit
-	everUp   bool     // the first pool has been ready once
-	lastErr  string
+	up      *upgrade // as the old master: the upgrade in flight
+	parent  *parent  // as a new master: the link to the old one, until commit
+	exitMsg string   // as a new master not committed: why it exits, for the old master
+
+	lastErr string
+
+	rate rateLimits
 
 	wedgeOnUSR1 bool // test switch BATON_TEST_WEDGE=1: USR1 blocks the loop, to prove the watchdog
 
 	sigs     chan os.Signal
-	events   chan func()
+	events   chan event
 	done     chan struct{}
-	quit     bool
 	exitCode int
 }
 
 // New prepares a master: it reads the configuration, takes its listeners (from an old
 // master during an upgrade, else from socket activation and the config), opens the
 // workers' notify socket and writes the pid file. sigs must already be subscribed to
-// Signals. On error nothing is left open.
+// Signals. On error nothing is left open; a new master tells its old master why first.
 func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 	m := &Master{
 		opts: opts, pid: os.Getpid(), gen: 1,
-		sigs: sigs, events: make(chan func(), 64), done: make(chan struct{}),
+		sigs: sigs, events: make(chan event, 64), done: make(chan struct{}),
 	}
 	m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
 	m.wedgeOnUSR1 = os.Getenv("BATON_TEST_WEDGE") == "1"
-	if m.dir, err = os.Getwd(); err != nil {
-		return nil, fmt.Errorf("working directory: %w", err)
-	}
+	osys := &osSystem{m: m, exe: opts.Exe, args: opts.Args}
+	m.sys = osys
 	var inherited []*fdstore.Listener
 	defer func() {
 		if err != nil {
+			if m.parent != nil {
+				m.parent.link.send(handoffMsg{Type: "error", Reason: err.Error()})
+				m.parent.link.close()
+			}
 			closeAll(inherited)
 			closeAll(m.listeners)
+			closeAll(m.dropped)
 			m.control.Close()
 			if m.notify != nil {
 				m.notify.Close()
 			}
-			if m.parent != nil {
-				m.parent.conn.Close()
-			}
 			m.devNull.Close()
+			osys.close()
 		}
 	}()
+	if err = osys.open(); err != nil {
+		return nil, err
+	}
 	if m.devNull, err = os.Open(os.DevNull); err != nil {
 		return nil, err
 	}
 	if m.sd, err = openNotifier(); err != nil {
 		m.log.Warn("cannot talk to systemd", "err", err)
 	}
+	m.role = roleStarting
 	if fd := os.Getenv(upgradeFDEnv); fd != "" {
 		os.Unsetenv(upgradeFDEnv)
 		var hello handoffMsg
@@ -135,6 +151,7 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		if err != nil {
 			return nil, err
 		}
+		m.role = roleJoining
 		m.gen = hello.Generation
 		m.watchdog = time.Duration(hello.WatchdogUsec) * time.Microsecond
 		m.nofile = hello.Nofile
@@ -173,9 +190,15 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		return nil, err
 	}
 	inherited = nil
-	m.unstoreListeners(unused)
-	closeAll(unused)
 	m.listeners = use
+	if m.parent != nil {
+		// Still the old master's, in the FD store too: removed once this master is in
+		// charge (a rollback keeps them).
+		m.dropped = unused
+	} else {
+		m.unstoreListeners(unused)
+		closeAll(unused)
+	}
 	if m.notify, err = sdnotify.Listen(""); err != nil {
 		return nil, fmt.Errorf("worker notify socket: %w", err)
 	}
@@ -203,114 +226,177 @@ func (m *Master) Run() int {
 		// Asked now, off the upgrade's critical path; handOver reads the cached answer.
 		go m.opts.SystemdVersion()
 	}
-	if m.isMain() {
+	if m.inCharge() {
 		m.serveControl()
 	}
-	if m.watchdog > 0 {
-		go m.watchdogLoop(m.watchdog)
-	}
-	if err := m.startCurrent(m.cfg); err != nil {
-		m.log.Error("cannot start workers", "err", err)
-		if m.parent != nil {
-			m.parent.send(handoffMsg{Type: "error", Reason: err.Error()})
-		}
-		return 1
-	}
-	for !m.quit {
+	m.start()
+	for m.role != roleExited {
 		select {
 		case s := <-m.sigs:
-			m.onSignal(s)
-		case fn := <-m.events:
-			fn()
+			if sig, ok := s.(syscall.Signal); ok {
+				m.handle(sigEvent{sig})
+			}
+		case ev := <-m.events:
+			m.handle(ev)
 		}
-		m.progress()
-		m.updateStatus()
 	}
 	return m.exitCode
 }
 
-// post hands fn to the master loop. Safe from any goroutine; dropped once Run returned.
-func (m *Master) post(fn func()) {
+// start is the first thing the loop does: the first pool, and the watchdog.
+func (m *Master) start() {
+	if m.watchdog > 0 {
+		m.wdTimer = m.arm(&timer{kind: tWatchdog, d: m.watchdog / 2})
+	}
+	if err := m.startCurrent(m.cfg); err != nil {
+		m.log.Error("cannot start workers", "err", err)
+		m.exitCode = 1
+		if m.parent != nil {
+			m.exitMsg = "cannot start workers: " + err.Error()
+		}
+		m.become(roleExited, "no workers")
+		return
+	}
+	m.updateStatus()
+}
+
+// post hands ev to the master loop. Safe from any goroutine; dropped once Run returned.
+func (m *Master) post(ev event) {
 	select {
-	case m.events <- fn:
+	case m.events <- ev:
 	case <-m.done:
+	}
+}
+
+// handle is the master's transition function: every event goes through it, and it alone
+// decides, from the master's role, what the event means.
+func (m *Master) handle(ev event) {
+	switch ev := ev.(type) {
+	case sigEvent:
+		m.onSignal(ev.sig)
+	case workerExit:
+		m.onWorkerExit(ev.w, ev.status)
+	case notifyEvent:
+		m.onNotify(ev)
+	case timerFired:
+		m.onTimer(ev.t)
+	case controlEvent:
+		m.onControl(ev.req, ev.reply, ev.stamp)
+	case refusedControl:
+		m.rate.controlRefused.log(m, "control connection refused", "err", ev.err)
+	case newMasterMsg:
+		m.onNewMasterMsg(ev.up, ev.msg)
+	case newMasterExited:
+		m.onNewMasterExit(ev.up)
+	case oldMasterMsg:
+		m.onOldMasterMsg(ev.p, ev.msg)
+	case oldMasterGone:
+		m.onOldMasterGone(ev.p)
+	case configLoaded:
+		m.onConfigLoaded(ev)
+	case handOverDone:
+		m.onHandOverDone(ev)
+	}
+	if m.role != roleExited {
+		m.updateStatus()
+	}
+}
+
+func (m *Master) onTimer(t *timer) {
+	switch t.kind {
+	case tWorkerStart:
+		m.onStartTimeout(t.w, t)
+	case tWorkerKill:
+		m.onKillTimeout(t.w, t)
+	case tWorkerLinger:
+		m.onLingerCheck(t.w, t)
+	case tRestart:
+		m.onRestart(t.p, t.slot, t)
+	case tUpgradeReady:
+		m.onUpgradeTimeout(t.up, t)
+	case tSoak:
+		m.onSoakEnd(t.up, t)
+	case tNewMasterKill:
+		m.onNewMasterKill(t.up, t)
+	case tWatchdog:
+		if t == m.wdTimer {
+			m.wdTimer = m.arm(&timer{kind: tWatchdog, d: m.watchdog / 2})
+			m.watchdogPing()
+		}
+	}
+}
+
+// arm starts t and returns it.
+func (m *Master) arm(t *timer) *timer {
+	m.sys.arm(t)
+	return t
+}
+
+// disarm stops t if it is armed. Safe on nil.
+func disarm(t *timer) {
+	if t != nil && t.stop != nil {
+		t.stop()
+		t.stop = nil
 	}
 }
 
 func (m *Master) cleanup() {
 	close(m.done)
 	for _, p := range m.allPools() {
-		for _, w := range p.live() {
-			w.signal(syscall.SIGKILL)
+		for _, w := range p.all() {
+			if w.state != workerExited {
+				m.sys.signalGroup(w, syscall.SIGKILL)
+				m.sys.reap(w)
+				w.state = workerExited
+			}
+			disarm(w.timer)
 		}
 		p.cancelRestarts()
 	}
-	m.notify.Close()
+	disarm(m.wdTimer)
+	if m.parent != nil {
+		msg := m.exitMsg
+		if msg == "" {
+			msg = "exited before the upgrade was committed"
+		}
+		m.parent.link.send(handoffMsg{Type: "exit", Code: m.exitCode, Reason: msg})
+		m.parent.link.close()
+	}
+	if m.notify != nil {
+		m.notify.Close()
+	}
 	m.sd.Close()
 	closeAll(m.listeners)
+	closeAll(m.dropped)
 	m.stopControl()
 	m.control.Close()
 	m.devNull.Close()
-	m.answerReload(errors.New("the master exited"))
+	m.answerReload(nil, errors.New("the master exited"))
 	for _, reply := range m.stopWaiters {
 		reply(ControlReply{OK: true, Message: fmt.Sprintf("master pid %d stopped", m.pid)})
 	}
-	if m.parent != nil {
-		m.parent.conn.Close()
-	}
 	if m.cfg.PIDFile != "" {
-		if err := RemovePIDFile(m.cfg.PIDFile, m.pid); err != nil {
-			m.log.Warn("cannot remove pid file", "err", err)
-		}
-		RemovePIDFile(m.cfg.PIDFile+OldbinSuffix, m.pid)
+		m.sys.removePID(m.cfg.PIDFile, m.pid)
+		m.sys.removePID(m.cfg.PIDFile+OldbinSuffix, m.pid)
+	}
+	if m.up != nil {
+		m.up.link.close()
+	}
+	if osys, ok := m.sys.(*osSystem); ok {
+		osys.close()
 	}
 	m.log.Info("master exited", "code", m.exitCode)
 }
 
-// progress is run after every event: it moves every piece of state that waits on others.
-func (m *Master) progress() {
-	if r := m.reload; r != nil && r.pool.allReady() {
-		m.commitReload()
-	}
-	if p := m.current; p != nil && !p.ready && p.allReady() {
-		p.ready = true
-		m.onReady()
-	}
-	for i := 0; i < len(m.retiring); {
-		if m.retiring[i].empty() {
-			m.retiring = append(m.retiring[:i], m.retiring[i+1:]...)
-			continue
-		}
-		i++
-	}
-	if m.up != nil && m.up.state == upCommitting && m.current == nil && m.reload == nil && len(m.retiring) == 0 {
-		m.finishCommit()
-	}
-	if m.stopping != running && m.current == nil && m.reload == nil && len(m.retiring) == 0 && m.up == nil {
-		m.quit = true
-	}
-}
-
-// onReady runs when the current pool has every worker ready for the first time.
-func (m *Master) onReady() {
-	if !m.everUp {
-		m.everUp = true
-		m.log.Info("workers ready", "workers", len(m.current.workers), "event", "ready")
-		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
-		if m.parent != nil {
-			m.parent.ready(m)
-		}
-		return
-	}
-	m.log.Info("workers ready", "workers", len(m.current.workers))
-}
+// inCharge reports whether this master is the service's main process now.
+func (m *Master) inCharge() bool { return m.parent == nil && m.role.inCharge() }
 
 func (m *Master) allPools() []*pool {
 	var ps []*pool
 	if m.current != nil {
 		ps = append(ps, m.current)
 	}
-	if m.reload != nil {
+	if m.reload != nil && m.reload.pool != nil {
 		ps = append(ps, m.reload.pool)
 	}
 	return append(ps, m.retiring...)
@@ -322,30 +408,31 @@ func (m *Master) receiveNotify() {
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		if err != nil {
-			continue
-		}
-		m.post(func() { m.onNotify(msg) })
+		m.post(notifyEvent{msg: msg, err: err})
 	}
 }
 
 // onNotify takes a datagram from the workers' notify socket. Only a live worker of this
 // master may speak, and only for itself: the kernel-checked sender pid must be one.
-func (m *Master) onNotify(msg sdnotify.Message) {
+func (m *Master) onNotify(ev notifyEvent) {
+	if ev.err != nil {
+		m.rate.notifyBad.log(m, "malformed notify datagram dropped", "err", ev.err)
+		return
+	}
 	var w *worker
 	for _, p := range m.allPools() {
-		if w = p.byPID(int(msg.PID)); w != nil {
+		if w = p.byPID(int(ev.msg.PID)); w != nil {
 			break
 		}
 	}
 	if w == nil {
-		m.log.Debug("notify message from a process that is not a worker dropped", "sender", msg.PID)
+		m.rate.notifyStranger.log(m, "notify message from a process that is not a worker dropped", "sender", ev.msg.PID)
 		return
 	}
-	if s, ok := msg.Get("STATUS"); ok {
+	if s, ok := ev.msg.Get("STATUS"); ok {
 		w.status = s
 	}
-	if v, ok := msg.Get("READY"); ok && v == "1" && w.state == workerStarting {
+	if v, ok := ev.msg.Get("READY"); ok && v == "1" && w.state == workerStarting {
 		m.markReady(w)
 	}
 }

@@ -18,8 +18,9 @@ type pool struct {
 	cred      *syscall.Credential
 	listeners []*fdstore.Listener // not owned: the master owns its listeners
 	workers   []*worker           // by slot-1; nil while a slot waits to restart
+	lingering []*worker           // exited workers whose process group still has members
 	failures  []int               // consecutive failed starts per slot
-	restart   []*time.Timer       // pending restarts per slot
+	restart   []*timer            // pending restarts per slot
 	ready     bool                // every slot has been ready at least once
 	retiring  bool                // asked to stop; no slot restarts
 }
@@ -29,11 +30,11 @@ func newPool(id int, cfg config.Worker, cred *syscall.Credential, ls []*fdstore.
 		id: id, cfg: cfg, cred: cred, listeners: ls,
 		workers:  make([]*worker, cfg.Count),
 		failures: make([]int, cfg.Count),
-		restart:  make([]*time.Timer, cfg.Count),
+		restart:  make([]*timer, cfg.Count),
 	}
 }
 
-// live returns the workers that have not exited.
+// live returns the workers whose process runs.
 func (p *pool) live() []*worker {
 	var ws []*worker
 	for _, w := range p.workers {
@@ -42,6 +43,11 @@ func (p *pool) live() []*worker {
 		}
 	}
 	return ws
+}
+
+// all returns the live workers and the lingering ones: every process group of the pool.
+func (p *pool) all() []*worker {
+	return append(p.live(), p.lingering...)
 }
 
 // readyCount counts the slots whose worker is ready now.
@@ -57,8 +63,12 @@ func (p *pool) readyCount() int {
 
 func (p *pool) allReady() bool { return p.readyCount() == len(p.workers) }
 
-// empty reports whether no worker of the pool is alive and none is due to restart.
+// empty reports whether nothing of the pool runs: no worker, no lingering process group,
+// no restart due.
 func (p *pool) empty() bool {
+	if len(p.lingering) > 0 {
+		return false
+	}
 	for i, w := range p.workers {
 		if w != nil || p.restart[i] != nil {
 			return false
@@ -69,10 +79,8 @@ func (p *pool) empty() bool {
 
 func (p *pool) cancelRestarts() {
 	for i, t := range p.restart {
-		if t != nil {
-			t.Stop()
-			p.restart[i] = nil
-		}
+		disarm(t)
+		p.restart[i] = nil
 	}
 }
 
@@ -84,6 +92,18 @@ func (p *pool) byPID(pid int) *worker {
 		}
 	}
 	return nil
+}
+
+// crashLooping reports whether every slot is down and has failed crashLoop times in a row:
+// the pool is not healthy, and the watchdog says so. A slot whose worker is ready again
+// does not count, whatever its failure count.
+func (p *pool) crashLooping() bool {
+	for i, n := range p.failures {
+		if n < crashLoop || (p.workers[i] != nil && p.workers[i].state == workerReady) {
+			return false
+		}
+	}
+	return len(p.failures) > 0
 }
 
 // backoff is the delay before the next restart of a slot that failed n times in a row:

@@ -11,9 +11,14 @@ import (
 	"github.com/baton-supervisor/baton/sdnotify"
 )
 
-// A reload is a HUP in flight: new workers from a re-read config, on a merged set of
-// listeners, that replace the current workers once every one of them is ready.
+// A reload is a HUP (or `baton reload`) in flight. It has two steps: the config is read off
+// the loop (pool nil), then new workers start on a merged set of listeners and replace the
+// current ones once every one of them is ready. A bad config, or new workers that fail,
+// keep the old ones serving.
 type reload struct {
+	seq       int
+	bySignal  bool
+	stamp     string // the config file as it was read (configStamp); "" if unknown
 	cfg       *config.Config
 	pool      *pool
 	listeners []*fdstore.Listener // the set after the reload
@@ -21,45 +26,67 @@ type reload struct {
 	opened    []*fdstore.Listener // opened for this reload: closed on failure
 }
 
-// startReload is HUP: re-read the config; start new workers; old workers retire only when
-// every new one is ready. A bad config, or new workers that fail, keep the old ones serving.
+// canReload says why a reload cannot start now, or nil.
+func (m *Master) canReload() error {
+	switch m.role {
+	case roleStopping, roleExited:
+		return errors.New("the master is stopping")
+	case roleUpgrading, roleSoaking, roleCommitting, roleHandingOver, roleRollingBack:
+		return errors.New("an upgrade is in flight: commit or roll it back first")
+	}
+	return nil
+}
+
+// startReload re-reads the config, off the loop; onConfigLoaded goes on.
 func (m *Master) startReload(bySignal bool) {
 	if m.reload != nil {
-		m.log.Warn("HUP ignored: a reload is already in flight")
+		m.log.Warn("reload ignored: a reload is already in flight")
 		return
 	}
-	m.reloadBySignal = bySignal
+	m.reloads++
+	m.reload = &reload{seq: m.reloads, bySignal: bySignal}
 	m.log.Info("reload: reading the config", "event", "reload-started")
-	m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()),
-		sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StartTimeout+5*time.Second))
-	cfg, err := m.opts.Load()
-	if err == nil {
-		err = Precheck(cfg)
+	if m.readyOnce {
+		m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()),
+			sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StartTimeout+5*time.Second))
 	}
-	if err != nil {
-		m.reloadFailed("bad config: " + err.Error())
+	m.sys.loadConfig(m.reload.seq)
+}
+
+// onConfigLoaded starts the new workers of the reload in flight. A result for a reload
+// that was abandoned meanwhile (WINCH, a stop) is dropped.
+func (m *Master) onConfigLoaded(ev configLoaded) {
+	r := m.reload
+	if r == nil || r.seq != ev.seq || r.cfg != nil {
 		return
 	}
-	use, unused, err := fdstore.Resolve(specs(cfg), m.listeners)
-	if err != nil {
-		m.reloadFailed(err.Error())
+	if ev.err != nil {
+		m.reload = nil
+		r.stamp = ev.stamp
+		m.reloadFailed(r, "bad config: "+ev.err.Error())
 		return
 	}
-	r := &reload{cfg: cfg, listeners: use, unused: unused}
+	use, unused, err := m.sys.resolve(ev.cfg, m.listeners)
+	if err != nil {
+		m.reload = nil
+		m.reloadFailed(r, err.Error())
+		return
+	}
+	r.cfg, r.listeners, r.unused, r.stamp = ev.cfg, use, unused, ev.stamp
 	for _, l := range use {
 		if !contains(m.listeners, l) {
 			r.opened = append(r.opened, l)
 			m.log.Info("listening", "name", l.Name, "network", l.Network, "address", l.Addr, "source", l.Source.String())
 		}
 	}
-	p, err := m.newPoolFor(cfg, use)
+	p, err := m.newPoolFor(ev.cfg, use)
 	if err != nil {
+		m.reload = nil
 		closeAll(r.opened)
-		m.reloadFailed(err.Error())
+		m.reloadFailed(r, err.Error())
 		return
 	}
 	r.pool = p
-	m.reload = r
 	m.log.Info("reload: starting new workers", "pool", p.id, "workers", len(p.workers))
 	m.spawnAll(p)
 }
@@ -83,7 +110,11 @@ func (m *Master) commitReload() {
 	m.storeListeners(r.opened)
 	m.lastErr = ""
 	m.log.Info("reload complete", "pool", r.pool.id, "workers", len(r.pool.workers), "event", "reload-ok")
-	m.answerReload(nil)
+	m.answerReload(r, nil)
+	if !m.readyOnce {
+		m.firstReady() // a reload before the first pool was ready brought the first ready pool
+		return
+	}
 	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 }
 
@@ -92,16 +123,34 @@ func (m *Master) commitReload() {
 func (m *Master) failReload(reason string) {
 	r := m.reload
 	m.reload = nil
-	m.retire(r.pool, false)
+	if r.pool != nil {
+		m.retire(r.pool, false)
+	}
 	closeAll(r.opened)
-	m.reloadFailed(reason)
+	m.reloadFailed(r, reason)
 }
 
-func (m *Master) reloadFailed(reason string) {
+func (m *Master) reloadFailed(r *reload, reason string) {
 	m.lastErr = "reload failed: " + reason
 	m.log.Error("reload failed; the old workers keep serving", "reason", reason, "event", "reload-failed")
-	m.answerReload(errors.New(m.lastErr))
-	if m.stopping == running {
+	m.answerReload(r, errors.New(m.lastErr))
+	if m.role != roleStopping && m.readyOnce {
+		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+	}
+}
+
+// refuseReload answers a reload signal this master cannot act on now (an upgrade in
+// flight, a commit): systemd's Type=notify-reload waits for RELOADING=1 and READY=1, and
+// `baton reload --wait` gets the refusal.
+func (m *Master) refuseReload(why string) {
+	m.reloads++
+	r := &reload{seq: m.reloads, bySignal: true}
+	if m.readyOnce {
+		m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()))
+	}
+	m.log.Warn("reload refused: "+why, "event", "reload-failed")
+	m.answerReload(r, errors.New("reload refused: "+why))
+	if m.readyOnce {
 		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 	}
 }

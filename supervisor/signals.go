@@ -13,7 +13,8 @@ import (
 )
 
 // The master's signals, nginx's: HUP reload, USR2 upgrade, WINCH stop the workers, QUIT
-// graceful stop (or commit, on an old master), TERM/INT fast stop, USR1 passed on.
+// graceful stop (or commit, on an old master), TERM/INT fast stop, USR1 passed on. What
+// each means depends on the master's role; STATES.md has the whole table.
 
 // Signals is the set of signals a master handles; cmd/baton subscribes to them first
 // thing, so that none of them kills the process with its default action during start-up.
@@ -22,7 +23,7 @@ var Signals = []os.Signal{
 	syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1,
 }
 
-func (m *Master) onSignal(s os.Signal) {
+func (m *Master) onSignal(s syscall.Signal) {
 	m.log.Info("signal received", "signal", signalName(s))
 	switch s {
 	case syscall.SIGHUP:
@@ -42,18 +43,25 @@ func (m *Master) onSignal(s os.Signal) {
 		}
 		for _, p := range m.allPools() {
 			for _, w := range p.live() {
-				w.signal(syscall.SIGUSR1)
+				m.sys.signalGroup(w, syscall.SIGUSR1)
 			}
 		}
 	}
 }
 
+// onHUP: a reload, or, on an old master during its upgrade, nginx's "start the old
+// workers again"; a commit under way is never undone by it.
 func (m *Master) onHUP() {
-	switch {
-	case m.stopping != running:
+	switch m.role {
+	case roleStopping, roleExited:
 		m.log.Warn("HUP ignored: the master is stopping")
-	case m.up != nil:
+	case roleUpgrading, roleSoaking:
 		m.rollbackWorkers()
+		m.refuseReload("an upgrade is in flight (its workers run; the upgrade goes on)")
+	case roleCommitting, roleHandingOver:
+		m.refuseReload("the upgrade is being committed; reload the new master once it is in charge")
+	case roleRollingBack:
+		m.refuseReload("the upgrade is being rolled back")
 	default:
 		m.startReload(true)
 	}
@@ -62,6 +70,9 @@ func (m *Master) onHUP() {
 // stopWorkers is WINCH: the workers drain and exit, the listeners stay open, the master
 // stays. HUP brings workers back.
 func (m *Master) stopWorkers() {
+	if m.role == roleStopping || m.role == roleHandingOver {
+		return
+	}
 	if m.reload != nil {
 		m.failReload("WINCH received")
 	}
@@ -71,28 +82,33 @@ func (m *Master) stopWorkers() {
 	}
 	m.log.Info("WINCH: stopping workers gracefully; listeners stay open")
 	m.retire(m.current, false)
-	m.current = nil
 }
 
 func (m *Master) onQUIT() {
-	if m.up != nil {
+	switch m.role {
+	case roleUpgrading, roleSoaking, roleCommitting, roleHandingOver, roleRollingBack:
 		m.requestCommit()
-		return
-	}
-	if m.parent != nil {
+	case roleJoining, roleAwaitingCommit:
 		m.log.Warn("QUIT before the upgrade was committed: exiting gracefully; the old master takes over (rollback)")
+		m.exitMsg = "QUIT before the upgrade was committed"
+		m.gracefulStop()
+	default:
+		m.gracefulStop()
 	}
-	m.gracefulStop()
 }
 
 // gracefulStop is QUIT without an upgrade in flight, or `baton stop` (ExecStop=) with or
 // without one: every worker drains, a new master not committed yet is asked to stop too
 // (and this master waits for it), then the master exits.
 func (m *Master) gracefulStop() {
-	if m.stopping != running {
+	switch m.role {
+	case roleStopping, roleExited:
+		return
+	case roleHandingOver:
+		m.log.Warn("stop ignored: this master is handing over to the new master; stop that one", "new_pid", m.up.pid)
 		return
 	}
-	m.stopping = graceful
+	m.become(roleStopping, "graceful stop")
 	m.log.Info("graceful stop: workers drain", "event", "stopping")
 	m.notifySystemd(sdnotify.Stopping, sdnotify.Status("stopping: workers drain"),
 		sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StopTimeout+5*time.Second))
@@ -102,23 +118,28 @@ func (m *Master) gracefulStop() {
 	for _, p := range m.allPools() {
 		m.retire(p, false)
 	}
-	m.current = nil
 	if m.up != nil {
-		m.up.signal(syscall.SIGQUIT)
-		m.up.stopTimer()
-		up := m.up
-		grace := m.cfg.Worker.StopTimeout + 5*time.Second
-		up.timer = time.AfterFunc(grace, func() { up.signal(syscall.SIGKILL) })
+		disarm(m.up.timer)
+		m.up.timer = nil
+		m.stopNewMaster(m.up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
 	}
+	m.maybeExit()
 }
 
 // fastStop is TERM/INT: every worker gets SIGTERM and fastStopGrace, then SIGKILL; a new
 // master of an upgrade in flight is stopped too.
 func (m *Master) fastStop() {
-	if m.stopping == fast {
+	switch {
+	case m.role == roleExited || (m.role == roleStopping && m.fast):
+		return
+	case m.role == roleHandingOver:
+		m.log.Warn("stop ignored: this master is handing over to the new master; stop that one", "new_pid", m.up.pid)
 		return
 	}
-	m.stopping = fast
+	if m.role != roleStopping {
+		m.become(roleStopping, "fast stop")
+	}
+	m.fast = true
 	m.log.Info("fast stop", "event", "stopping")
 	m.notifySystemd(sdnotify.Stopping, sdnotify.Status("stopping fast"))
 	if m.reload != nil {
@@ -127,10 +148,12 @@ func (m *Master) fastStop() {
 	for _, p := range m.allPools() {
 		m.retire(p, true)
 	}
-	m.current = nil
 	if m.up != nil {
-		m.up.stop()
+		disarm(m.up.timer)
+		m.up.timer = nil
+		m.stopNewMaster(m.up, syscall.SIGTERM, newMasterGrace)
 	}
+	m.maybeExit()
 }
 
 func signalName(s os.Signal) string {
@@ -146,4 +169,5 @@ func signalName(s os.Signal) string {
 var signalNames = map[syscall.Signal]string{
 	syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGKILL: "KILL",
 	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGTERM: "TERM", syscall.SIGWINCH: "WINCH",
+	syscall.SIGSEGV: "SEGV", syscall.SIGABRT: "ABRT", syscall.SIGPIPE: "PIPE", syscall.SIGBUS: "BUS",
 }

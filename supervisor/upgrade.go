@@ -5,43 +5,29 @@ package supervisor
 import (
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/config"
 )
 
-type upState int
-
-const (
-	upStarting   upState = iota // N started, not ready yet
-	upReady                     // N ready; soaking (auto) or waiting for QUIT (manual)
-	upCommitting                // O's workers draining before the handover
-	upHandedOver                // commit sent; O exits
-)
-
-func (s upState) String() string {
-	return [...]string{"starting", "ready", "committing", "handed-over"}[s]
-}
-
-// upgrade is the old master's view of the upgrade in flight.
+// upgrade is the old master's view of the upgrade in flight: the new master N.
 type upgrade struct {
 	pid     int
-	pidfd   int
-	conn    *net.UnixConn
-	state   upState
-	timer   *time.Timer // ready timeout, then soak
-	quit    bool        // QUIT arrived before N was ready: commit once it is
-	reason  string      // why it failed, as N or this master saw it
+	pidfd   int // osSystem: N's pidfd, until N exited
+	link    link
 	started time.Time
+	timer   *timer // upgrade timeout while N is not ready, then the soak time
+	kill    *timer // SIGKILL for an N asked to exit that does not
+	quit    bool   // QUIT arrived before N was ready: commit once it is
+	reason  string // why it failed, as N or this master saw it
+	said    string // N's last word before it exited ("exit 1: bad config ...")
 
-	readDone chan struct{} // closed when read has returned
+	// handedOver: MAINPID= naming N was (or is being) sent. From then on this master
+	// never signals N: systemd may already take it for the service.
+	handedOver bool
 
 	waiters         []replyFunc // control clients waiting for the commit
 	rollbackWaiters []replyFunc // control clients waiting for a rollback
@@ -55,211 +41,142 @@ func (m *Master) startUpgrade() error {
 		m.log.Warn("USR2 ignored: "+why, args...)
 		return errors.New("upgrade refused: " + why)
 	}
-	switch {
-	case m.stopping != running:
+	switch m.role {
+	case roleStopping, roleExited:
 		return refuse("the master is stopping")
-	case m.up != nil:
-		return refuse("an upgrade is already in flight", "new_pid", m.up.pid, "state", m.up.state.String())
-	case m.parent != nil:
+	case roleUpgrading, roleSoaking, roleCommitting, roleHandingOver, roleRollingBack:
+		return refuse("an upgrade is already in flight", "new_pid", m.up.pid, "state", m.role.String())
+	case roleJoining, roleAwaitingCommit:
 		return refuse("this master's own upgrade is not committed yet")
-	case m.reload != nil:
+	case roleStarting:
+		return refuse("this master's workers are not ready yet")
+	}
+	if m.reload != nil {
 		return refuse("a reload is in flight")
 	}
 	pidfile := m.cfg.PIDFile
 	if pidfile != "" {
-		if err := RenameToOldbin(pidfile, m.pid); err != nil {
+		if err := m.sys.toOldbin(pidfile, m.pid); err != nil {
 			m.log.Warn("upgrade: pid file not moved aside", "err", err)
 		}
 	}
-	up, err := m.spawnNewMaster()
-	if err != nil {
-		m.lastErr = "upgrade failed: " + err.Error()
-		m.log.Error("upgrade failed; this master stays in charge", "err", err, "event", "upgrade-failed")
-		m.restorePIDFile()
-		return fmt.Errorf("upgrade failed: %w", err)
-	}
-	m.up = up
-	m.log.Info("upgrade started", "new_pid", up.pid, "exe", m.opts.Exe, "timeout", m.cfg.Upgrade.Timeout, "event", "upgrade-started")
-	go up.watch(m)
-	go up.read(m)
-	up.timer = time.AfterFunc(m.cfg.Upgrade.Timeout, func() {
-		m.post(func() { m.onUpgradeTimeout(up) })
-	})
-	return nil
-}
-
-// spawnNewMaster starts N with CLONE_PARENT, so that it is the child of whatever started
-// this master (systemd, a subreaper), and takes a pidfd of it. The hello message and the
-// listeners are queued on the socketpair before N runs.
-func (m *Master) spawnNewMaster() (*upgrade, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, os.NewSyscallError("socketpair", err)
-	}
-	ours := os.NewFile(uintptr(fds[0]), "handoff")
-	theirs := os.NewFile(uintptr(fds[1]), "handoff-child")
-	defer theirs.Close()
-	c, err := net.FileConn(ours)
-	ours.Close()
-	if err != nil {
-		return nil, err
-	}
-	conn := c.(*net.UnixConn)
 	hello := handoffMsg{Type: "hello", Generation: m.gen + 1, OldPID: m.pid, Config: m.cfg.Path,
 		WatchdogUsec: uint64(m.watchdog.Microseconds()), Nofile: m.nofile}
-	if err := sendMsg(conn, hello); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("handoff: %w", err)
-	}
-	conn.SetWriteDeadline(time.Now().Add(handoffTimeout))
 	handed := m.listeners
 	if m.control != nil {
 		handed = append(slices.Clip(handed), m.control)
 	}
-	if err := fdstore.Send(conn, handed); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("handoff: %w", err)
-	}
-	env := append(dropEnv(os.Environ(), "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", upgradeFDEnv), upgradeFDEnv+"=3")
-	argv := append([]string{m.opts.Exe}, m.opts.Args...)
-	pidfd := -1
-	attr := &syscall.ProcAttr{
-		Dir:   m.dir,
-		Env:   env,
-		Files: []uintptr{0, 1, 2, theirs.Fd()},
-		Sys:   &syscall.SysProcAttr{Cloneflags: syscall.CLONE_PARENT, PidFD: &pidfd},
-	}
-	var pid int
-	fork := func() (err error) {
-		pid, err = syscall.ForkExec(m.opts.Exe, argv, attr)
-		return err
-	}
-	err = withForkSignalsBlocked(fork)
-	if errors.Is(err, syscall.EINVAL) {
-		// CLONE_PARENT is refused to the init of a pid namespace: there, a child is as
-		// detached as it gets.
-		attr.Sys.Cloneflags = 0
-		err = withForkSignalsBlocked(fork)
-	}
+	up, err := m.sys.startNewMaster(hello, handed)
 	if err != nil {
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
-		conn.Close()
-		return nil, fmt.Errorf("start %s: %w", m.opts.Exe, err)
+		m.lastErr = "upgrade failed: " + err.Error()
+		m.restorePIDFile()
+		m.log.Error("upgrade failed; this master stays in charge", "err", err, "event", "upgrade-failed")
+		return fmt.Errorf("upgrade failed: %w", err)
 	}
-	return &upgrade{pid: pid, pidfd: pidfd, conn: conn, started: time.Now(), readDone: make(chan struct{})}, nil
+	up.started = m.sys.now()
+	m.up = up
+	m.become(roleUpgrading, "USR2")
+	m.log.Info("upgrade started", "new_pid", up.pid, "exe", m.opts.Exe, "timeout", m.cfg.Upgrade.Timeout, "event", "upgrade-started")
+	up.timer = m.arm(&timer{kind: tUpgradeReady, d: m.cfg.Upgrade.Timeout, up: up})
+	return nil
 }
 
-// watch waits for N to exit, on its pidfd. It lets the reader finish first (N's socket
-// reaches end-of-file when N exits), so that an error N sent just before it exited is
-// known when the exit is handled.
-func (up *upgrade) watch(m *Master) {
-	fds := []unix.PollFd{{Fd: int32(up.pidfd), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	select {
-	case <-up.readDone:
-	case <-time.After(time.Second): // a child of N holds the socket open
-	}
-	m.post(func() { m.onNewMasterExit(up) })
-}
-
-// read takes N's ready and error messages.
-func (up *upgrade) read(m *Master) {
-	defer close(up.readDone)
-	for {
-		msg, err := readMsg(up.conn)
-		if err != nil {
-			return
-		}
-		switch msg.Type {
-		case "ready":
-			m.post(func() { m.onNewMasterReady(up) })
-		case "error":
-			m.post(func() {
-				up.reason = msg.Reason
-				m.log.Error("new master reports failure", "new_pid", up.pid, "reason", msg.Reason)
-			})
-		}
-	}
-}
-
-// signal sends sig to N through its pidfd: no pid-reuse race.
-func (up *upgrade) signal(sig syscall.Signal) {
-	unix.PidfdSendSignal(up.pidfd, sig, nil, 0)
-}
-
-// stop is a fast stop of the whole service reaching N: TERM, then KILL after a grace.
-func (up *upgrade) stop() {
-	up.signal(syscall.SIGTERM)
-	up.stopTimer()
-	up.timer = time.AfterFunc(5*fastStopGrace, func() { up.signal(syscall.SIGKILL) })
-}
-
-func (up *upgrade) stopTimer() {
-	if up.timer != nil {
-		up.timer.Stop()
-		up.timer = nil
-	}
-}
-
-func (m *Master) onUpgradeTimeout(up *upgrade) {
-	if m.up != up || up.state != upStarting {
+func (m *Master) onUpgradeTimeout(up *upgrade, t *timer) {
+	if m.up != up || up.timer != t || m.role != roleUpgrading {
 		return
 	}
+	up.timer = nil
 	up.reason = fmt.Sprintf("not ready within %s", m.cfg.Upgrade.Timeout)
-	m.log.Error("new master not ready in time; killing it", "new_pid", up.pid, "timeout", m.cfg.Upgrade.Timeout)
-	up.signal(syscall.SIGKILL)
+	m.log.Error("new master not ready in time; stopping it", "new_pid", up.pid, "timeout", m.cfg.Upgrade.Timeout)
+	m.stopNewMaster(up, syscall.SIGTERM, newMasterGrace)
+}
+
+// stopNewMaster asks N to exit with sig, and SIGKILLs it after grace. Never after the
+// hand-over began: N may be systemd's main process by then.
+func (m *Master) stopNewMaster(up *upgrade, sig syscall.Signal, grace time.Duration) {
+	if up.handedOver {
+		m.log.Error("BUG: not signalling the new master after the hand-over", "new_pid", up.pid, "signal", signalName(sig))
+		return
+	}
+	m.sys.signalNewMaster(up, sig)
+	disarm(up.kill)
+	up.kill = m.arm(&timer{kind: tNewMasterKill, d: grace, up: up})
+}
+
+func (m *Master) onNewMasterKill(up *upgrade, t *timer) {
+	if m.up != up || up.kill != t || up.handedOver {
+		return
+	}
+	up.kill = nil
+	m.log.Warn("new master did not exit in time; killing it", "new_pid", up.pid, "timeout", t.d)
+	m.sys.signalNewMaster(up, syscall.SIGKILL)
+}
+
+func (m *Master) onNewMasterMsg(up *upgrade, msg handoffMsg) {
+	if m.up != up {
+		return
+	}
+	switch msg.Type {
+	case "ready":
+		m.onNewMasterReady(up)
+	case "error":
+		up.reason = msg.Reason
+		m.log.Error("new master reports failure", "new_pid", up.pid, "reason", msg.Reason)
+	case "exit":
+		up.said = fmt.Sprintf("exit %d: %s", msg.Code, msg.Reason)
+	}
 }
 
 func (m *Master) onNewMasterReady(up *upgrade) {
-	if m.up != up || up.state != upStarting {
+	if m.role != roleUpgrading {
 		return
 	}
-	up.state = upReady
-	up.stopTimer()
-	m.log.Info("new master ready", "new_pid", up.pid, "took", time.Since(up.started).Round(time.Millisecond))
+	disarm(up.timer)
+	up.timer = nil
+	m.become(roleSoaking, "new master ready")
+	m.log.Info("new master ready", "new_pid", up.pid, "took", m.sys.now().Sub(up.started).Round(time.Millisecond))
 	switch {
 	case up.quit:
 		m.commit()
-	case m.cfg.Upgrade.Commit == "auto":
+	case m.cfg.Upgrade.Commit == config.CommitAuto:
 		soak := m.cfg.Upgrade.Soak
 		m.log.Info("upgrade commits automatically after the soak time", "soak", soak)
-		up.timer = time.AfterFunc(soak, func() {
-			m.post(func() {
-				if m.up == up && up.state == upReady {
-					m.commit()
-				}
-			})
-		})
+		up.timer = m.arm(&timer{kind: tSoak, d: soak, up: up})
 	default:
 		m.log.Info("manual commit: send WINCH then QUIT to this master to commit; HUP to it and QUIT to the new master to roll back", "new_pid", up.pid)
 	}
 }
 
-// requestCommit is QUIT to the old master during an upgrade.
+func (m *Master) onSoakEnd(up *upgrade, t *timer) {
+	if m.up != up || up.timer != t || m.role != roleSoaking {
+		return
+	}
+	up.timer = nil
+	m.commit()
+}
+
+// requestCommit is QUIT to the old master during an upgrade (nginx).
 func (m *Master) requestCommit() {
-	switch up := m.up; up.state {
-	case upStarting:
+	up := m.up
+	switch m.role {
+	case roleUpgrading:
 		up.quit = true
 		m.log.Info("QUIT: committing as soon as the new master is ready", "new_pid", up.pid)
-	case upReady:
+	case roleSoaking:
 		m.commit()
+	case roleRollingBack:
+		m.log.Warn("QUIT ignored: the upgrade is being rolled back", "new_pid", up.pid)
 	default:
-		m.log.Info("QUIT: the upgrade is already being committed")
+		m.log.Info("QUIT: the upgrade is already being committed", "new_pid", up.pid)
 	}
 }
 
-// commit retires this master's workers; finishCommit hands over once they are gone.
+// commit retires this master's workers; handOverStart runs once they are gone.
 func (m *Master) commit() {
 	up := m.up
-	up.state = upCommitting
-	up.stopTimer()
+	disarm(up.timer)
+	up.timer = nil
+	m.become(roleCommitting, "commit")
 	m.log.Info("committing the upgrade: old workers drain", "new_pid", up.pid)
 	if m.reload != nil {
 		m.failReload("upgrade committing")
@@ -267,83 +184,134 @@ func (m *Master) commit() {
 	if m.current != nil {
 		m.retire(m.current, false)
 	}
+	m.drained() // nothing may have been left to drain
+}
+
+// handOverStart makes N systemd's main process (off the loop: handOverDone), or, off
+// systemd, ends the commit at once.
+func (m *Master) handOverStart() {
+	up := m.up
+	m.become(roleHandingOver, "old workers gone")
+	up.handedOver = true
+	disarm(up.kill)
+	up.kill = nil
+	if m.sd == nil {
+		m.finishCommit()
+		return
+	}
+	m.sys.handOver(up)
+}
+
+func (m *Master) onHandOverDone(ev handOverDone) {
+	up := m.up
+	if up != ev.up || m.role != roleHandingOver {
+		return
+	}
+	switch {
+	case ev.err == nil:
+	case ev.mainPID == m.pid:
+		// systemd still takes this master for the service: exiting now would stop it.
+		m.log.Error("systemd did not take the new master as the main process; rolling back", "new_pid", up.pid, "err", ev.err)
+		up.handedOver = false
+		m.rollBack("hand-over to systemd failed: " + ev.err.Error())
+		return
+	default:
+		main := "unknown"
+		if ev.mainPID != 0 {
+			main = strconv.Itoa(ev.mainPID)
+		}
+		m.log.Warn("systemd did not confirm the hand-over; the new master is taken to be in charge", "new_pid", up.pid, "main_pid", main, "err", ev.err)
+	}
+	m.finishCommit()
 }
 
 // finishCommit tells N it is in charge and ends this master.
 func (m *Master) finishCommit() {
 	up := m.up
-	up.state = upHandedOver
-	if err := m.handOver(up); err != nil {
-		// systemd still takes this master for the service: exiting now would stop the
-		// service. Roll back instead.
-		up.reason = "hand-over to systemd failed: " + err.Error()
-		m.log.Error("cannot hand over to the new master; rolling back", "new_pid", up.pid, "err", err)
-		up.signal(syscall.SIGTERM)
-		return
+	if err := up.link.send(handoffMsg{Type: "commit"}); err != nil {
+		m.log.Warn("cannot tell the new master it is in charge; it takes charge when this master exits", "new_pid", up.pid, "err", err)
 	}
-	if err := sendMsg(up.conn, handoffMsg{Type: "commit"}); err != nil {
-		m.log.Error("cannot hand over to the new master; waiting to see it exit", "new_pid", up.pid, "err", err)
-		return
-	}
-	m.log.Info("upgrade committed; the old master exits", "new_pid", up.pid, "took", time.Since(up.started).Round(time.Millisecond), "event", "upgrade-committed")
+	m.log.Info("upgrade committed; the old master exits", "new_pid", up.pid, "took", m.sys.now().Sub(up.started).Round(time.Millisecond), "event", "upgrade-committed")
 	up.answer(nil)
 	m.stopControl()
-	m.quit = true
+	m.become(roleExited, "committed")
 }
 
-// onNewMasterExit runs when N's pidfd says it exited. Before the handover this is a
+// rollBack gives up the upgrade in flight: this master's workers run again, N is asked to
+// exit (QUIT: it drains), and onNewMasterExit finishes the rollback.
+func (m *Master) rollBack(reason string) {
+	up := m.up
+	up.reason = reason
+	disarm(up.timer)
+	up.timer = nil
+	m.become(roleRollingBack, reason)
+	m.startWorkersAgain()
+	m.stopNewMaster(up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
+}
+
+// onNewMasterExit runs when N's pidfd says it exited. Before the hand-over this is a
 // rollback: the pid file names this master again and its workers run again.
 func (m *Master) onNewMasterExit(up *upgrade) {
-	unix.Close(up.pidfd)
-	up.conn.Close()
-	up.stopTimer()
+	disarm(up.timer)
+	disarm(up.kill)
+	up.timer, up.kill = nil, nil
+	up.link.close()
 	if m.up != up {
 		return
 	}
 	m.up = nil
-	if m.stopping != running {
+	if m.role == roleStopping {
 		m.log.Info("new master exited", "new_pid", up.pid)
 		up.answer(errors.New("stopped"))
+		m.maybeExit()
 		return
 	}
 	reason := up.reason
-	if reason == "" {
-		reason = "exited"
+	switch {
+	case reason == "" && up.said != "":
+		reason = up.said
+	case reason == "":
+		reason = "exited without a word (killed, or crashed)"
 	}
 	m.lastErr = "upgrade rolled back: new master " + strconv.Itoa(up.pid) + " " + reason
 	m.restorePIDFile() // before the log line: whoever reads it finds the pid file in place
 	m.log.Error("upgrade rolled back: the new master exited before the upgrade was committed", "new_pid", up.pid, "reason", reason, "event", "upgrade-rolled-back")
-	if m.current == nil {
-		m.log.Info("starting workers again")
-		if err := m.startCurrent(m.cfg); err != nil {
-			m.log.Error("cannot start workers", "err", err)
-		}
+	m.startWorkersAgain()
+	if m.role == roleHandingOver {
+		m.become(roleRollingBack, "new master exited during the hand-over")
 	}
+	m.become(roleServing, "new master exited")
 	up.answer(errors.New(m.lastErr))
 }
 
-// rollbackWorkers is HUP to the old master during an upgrade (nginx): start its workers
-// again, from the config they ran with, without re-reading the file.
-func (m *Master) rollbackWorkers() {
-	if m.up.state == upCommitting {
-		m.up.state = upReady
-		m.log.Warn("HUP: commit cancelled; QUIT the new master to roll back, or QUIT this one to commit")
+// startWorkersAgain starts this master's workers, from the config they ran with, if none
+// run (after WINCH, or during a commit).
+func (m *Master) startWorkersAgain() {
+	if m.current != nil {
+		return
 	}
+	m.log.Info("starting workers again")
+	if err := m.startCurrent(m.cfg); err != nil {
+		m.log.Error("cannot start workers", "err", err)
+	}
+}
+
+// rollbackWorkers is HUP to the old master while its upgrade is not being committed
+// (nginx): its workers start again if they were stopped; the upgrade goes on.
+func (m *Master) rollbackWorkers() {
 	if m.current != nil {
 		m.log.Info("HUP during an upgrade: workers are running already")
 		return
 	}
 	m.log.Info("HUP during an upgrade: starting workers again without re-reading the config")
-	if err := m.startCurrent(m.cfg); err != nil {
-		m.log.Error("cannot start workers", "err", err)
-	}
+	m.startWorkersAgain()
 }
 
 func (m *Master) restorePIDFile() {
 	if m.cfg.PIDFile == "" {
 		return
 	}
-	if err := RestoreFromOldbin(m.cfg.PIDFile, m.pid); err != nil {
+	if err := m.sys.restorePID(m.cfg.PIDFile, m.pid); err != nil {
 		m.log.Error("cannot restore the pid file", "err", err)
 	}
 }

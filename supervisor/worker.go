@@ -14,37 +14,57 @@ import (
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
-	"github.com/baton-supervisor/baton/internal/spawn"
 )
 
 type workerState int
 
 const (
-	workerStarting workerState = iota // forked, not ready yet
-	workerReady                       // said READY=1 (or ready = "started")
-	workerStopping                    // asked to stop (stop signal or SIGKILL sent)
-	workerExited
+	workerStarting  workerState = iota // forked, not ready yet
+	workerReady                        // said READY=1 (or ready = "started")
+	workerStopping                     // asked to stop (stop signal sent; SIGKILL at its timer)
+	workerLingering                    // exited, but its process group has members left
+	workerExited                       // exited and reaped, group empty
 )
 
 func (s workerState) String() string {
-	return [...]string{"starting", "ready", "stopping", "exited"}[s]
+	return [...]string{"starting", "ready", "stopping", "lingering", "exited"}[s]
 }
 
-// worker is one process of the user's command. The master loop owns it.
+// worker is one process of the user's command, and the process group it leads: whatever
+// it forks stays in that group unless it leaves on purpose (setsid, setpgid), and every
+// signal baton sends a worker goes to the whole group. The master loop owns it.
 type worker struct {
 	pool    *pool
 	slot    int // 1-based, exported as BATON_WORKER
-	proc    *os.Process
-	exit    *os.ProcessState // once reaped
 	pid     int
+	pidfd   int // osSystem: a pidfd of the leader, until it is reaped
 	state   workerState
 	started time.Time
 	readyAt time.Time
-	status  string      // the worker's last STATUS=
-	killed  bool        // SIGKILL sent by us
-	timer   *time.Timer // start timeout, then stop timeout
+	status  string     // the worker's last STATUS=
+	exit    exitStatus // once it exited
+	timer   *timer     // start timeout, then the kill after its stop signal
+	linger  *timer     // lingering: when to look at the group again
+	retired bool       // stopped by the master (retire, stop): its exit is no failure
 
-	failReason string // why the master killed it, if it did
+	failReason string // why the master stopped it, if it did so as a failure
+}
+
+// exitStatus is how a process ended.
+type exitStatus struct {
+	known  bool
+	code   int
+	signal syscall.Signal
+}
+
+func (e exitStatus) String() string {
+	switch {
+	case !e.known:
+		return "exited (status unknown)"
+	case e.signal != 0:
+		return "killed by " + signalName(e.signal)
+	}
+	return "exit status " + strconv.Itoa(e.code)
 }
 
 // masterOnlyEnv are the variables a master never passes on to a worker as they are: they
@@ -126,73 +146,10 @@ func lookupGroup(s string) (*user.Group, error) {
 	return user.LookupGroup(s)
 }
 
-// startWorker forks and execs one worker (internal/spawn): the listeners become fds 3..,
-// LISTEN_PID is the worker's own pid, USR2 and WINCH start ignored; everything else the
-// master holds is close-on-exec. It returns once the worker's program runs, or with the
-// reason it could not start it.
-func (m *Master) startWorker(p *pool, slot int) (*worker, error) {
-	files := append([]*os.File{m.devNull, os.Stdout, os.Stderr}, fdstore.Files(p.listeners)...)
-	attr := &spawn.Attr{
-		Path:       p.cfg.Command[0],
-		Args:       p.cfg.Command,
-		Env:        workerEnv(os.Environ(), p.cfg, p.listeners, m.notify.Addr(), m.gen, slot),
-		Dir:        p.cfg.Dir,
-		Files:      files,
-		Setpgid:    true,            // a terminal's ^C reaches the master only
-		Pdeathsig:  syscall.SIGTERM, // a worker does not outlive a master that died
-		Credential: p.cred,
-		Ignore:     forkSignals,
-		ListenPID:  len(p.listeners) > 0,
-		Nofile:     m.nofile,
-	}
-	var proc *os.Process
-	err := withForkSignalsBlocked(func() (err error) {
-		proc, err = spawn.Start(attr)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start worker %d: %w", slot, err)
-	}
-	w := &worker{pool: p, slot: slot, proc: proc, pid: proc.Pid, started: time.Now()}
-	go func() {
-		st, err := proc.Wait()
-		if err != nil {
-			m.log.Error("cannot wait for a worker", "worker_pid", w.pid, "err", err)
-		}
-		m.post(func() {
-			w.exit = st
-			m.onWorkerExit(w)
-		})
-	}()
-	return w, nil
-}
-
-// signal sends sig to the worker's process, if it has not exited yet.
-func (w *worker) signal(sig syscall.Signal) {
-	if w.state == workerExited {
-		return
-	}
-	w.proc.Signal(sig)
-}
-
-func (w *worker) stopTimer() {
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
-}
-
 // exitReason describes how a worker ended, for logs and STATUS.
 func (w *worker) exitReason() string {
 	if w.failReason != "" {
 		return w.failReason
 	}
-	ps := w.exit
-	if ps == nil {
-		return "unknown"
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "killed by " + signalName(ws.Signal())
-	}
-	return "exit status " + strconv.Itoa(ps.ExitCode())
+	return w.exit.String()
 }

@@ -8,14 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/sdnotify"
 )
 
 // The master's side of its workers' lives: start, ready, exit, restart, retire. All of it
@@ -42,30 +41,22 @@ func (m *Master) startCurrent(cfg *config.Config) error {
 	return nil
 }
 
-// spawnAll starts every worker of a new pool, a few at a time: each start returns once its
-// child has exec'd the program, and the next fork need not wait for that. The loop waits
-// for all of them; the workers are registered (and failures handled) in slot order, the
-// started ones first, since a failure may retire the whole pool.
+// spawnAll starts every worker of a new pool (the system starts them a few at a time).
+// The workers are registered, and failures handled, in slot order, the started ones first,
+// since a failure may retire the whole pool.
 func (m *Master) spawnAll(p *pool) {
 	ws := make([]*worker, len(p.workers))
-	errs := make([]error, len(p.workers))
-	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
-	var wg sync.WaitGroup
 	for i := range ws {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			ws[i], errs[i] = m.startWorker(p, i+1) // reads only what the blocked loop owns
-		})
+		ws[i] = &worker{pool: p, slot: i + 1}
 	}
-	wg.Wait()
+	errs := m.sys.startWorkers(ws)
 	for i, w := range ws {
 		if errs[i] == nil {
-			m.started(p, i+1, w)
+			m.started(w)
 		}
 	}
 	for i, err := range errs {
-		if err != nil {
+		if err != nil && !p.retiring {
 			m.failed(p, i+1, err.Error(), time.Time{})
 		}
 	}
@@ -73,53 +64,212 @@ func (m *Master) spawnAll(p *pool) {
 
 // spawn starts the worker of one slot. A failure to start counts as a failed start.
 func (m *Master) spawn(p *pool, slot int) {
-	w, err := m.startWorker(p, slot)
-	if err != nil {
+	w := &worker{pool: p, slot: slot}
+	if err := m.sys.startWorkers([]*worker{w})[0]; err != nil {
 		m.failed(p, slot, err.Error(), time.Time{})
 		return
 	}
-	m.started(p, slot, w)
+	m.started(w)
 }
 
-// started registers a worker that runs, and arms its start timeout.
-func (m *Master) started(p *pool, slot int, w *worker) {
-	p.workers[slot-1] = w
-	m.log.Info("worker started", "worker", slot, "worker_pid", w.pid, "pool", p.id)
-	if p.cfg.Ready == "started" {
+// started registers a worker that runs, and arms its start timeout; with ready =
+// "started" it is ready at once.
+func (m *Master) started(w *worker) {
+	p := w.pool
+	w.started = m.sys.now()
+	p.workers[w.slot-1] = w
+	m.log.Info("worker started", "worker", w.slot, "worker_pid", w.pid, "pool", p.id)
+	if p.retiring {
+		w.retired = true
+		m.stopWorker(w, p.cfg.StopSignal, p.cfg.StopTimeout)
+		return
+	}
+	if p.cfg.Ready == config.ReadyStarted {
 		m.markReady(w)
 		return
 	}
-	w.timer = time.AfterFunc(p.cfg.StartTimeout, func() {
-		m.post(func() {
-			if w.state == workerStarting {
-				m.log.Warn("worker not ready in time; killing it", "worker", slot, "worker_pid", w.pid, "start_timeout", p.cfg.StartTimeout)
-				w.killed = true
-				w.failReason = fmt.Sprintf("not ready within %s", p.cfg.StartTimeout)
-				w.signal(syscall.SIGKILL)
-			}
-		})
-	})
+	w.timer = m.arm(&timer{kind: tWorkerStart, d: p.cfg.StartTimeout, w: w})
 }
 
 func (m *Master) markReady(w *worker) {
-	w.stopTimer()
+	disarm(w.timer)
+	w.timer = nil
 	w.state = workerReady
-	w.readyAt = time.Now()
+	w.readyAt = m.sys.now()
 	m.log.Info("worker ready", "worker", w.slot, "worker_pid", w.pid, "pool", w.pool.id)
+	m.poolChanged(w.pool)
 }
 
-// onWorkerExit runs when a worker process has been reaped.
-func (m *Master) onWorkerExit(w *worker) {
-	p, was := w.pool, w.state
-	w.stopTimer()
-	w.state = workerExited
-	p.workers[w.slot-1] = nil
-	reason := w.exitReason()
-	if p.retiring || was == workerStopping {
-		m.log.Info("worker exited", "worker", w.slot, "worker_pid", w.pid, "how", reason)
+func (m *Master) onStartTimeout(w *worker, t *timer) {
+	if w.timer != t || w.state != workerStarting {
 		return
 	}
-	m.failed(p, w.slot, fmt.Sprintf("(pid %d) %s", w.pid, reason), w.readyAt)
+	p := w.pool
+	m.log.Warn("worker not ready in time; killing it", "worker", w.slot, "worker_pid", w.pid, "start_timeout", p.cfg.StartTimeout)
+	w.failReason = fmt.Sprintf("not ready within %s", p.cfg.StartTimeout)
+	m.stopWorker(w, p.cfg.StopSignal, p.cfg.StopTimeout)
+}
+
+// stopWorker sends sig to w's process group and arms SIGKILL for after grace.
+func (m *Master) stopWorker(w *worker, sig syscall.Signal, grace time.Duration) {
+	disarm(w.timer)
+	if w.state != workerLingering {
+		w.state = workerStopping
+	}
+	m.sys.signalGroup(w, sig)
+	w.timer = m.arm(&timer{kind: tWorkerKill, d: grace, w: w})
+}
+
+func (m *Master) onKillTimeout(w *worker, t *timer) {
+	if w.timer != t || w.state == workerExited {
+		return
+	}
+	w.timer = nil
+	m.log.Warn("worker did not stop in time; killing it", "worker", w.slot, "worker_pid", w.pid, "timeout", t.d, "lingering", w.state == workerLingering)
+	m.sys.signalGroup(w, syscall.SIGKILL)
+	if w.state == workerLingering {
+		// The leader is gone; what is left of its group dies of the SIGKILL just sent.
+		m.gone(w)
+	}
+}
+
+// onWorkerExit runs when a worker's process has exited (not reaped yet). If its process
+// group has members left (a shell's child, a server's own workers), they get the worker's
+// stop signal and its stop timeout, then SIGKILL: nothing a worker started outlives it.
+func (m *Master) onWorkerExit(w *worker, st exitStatus) {
+	if w.state == workerExited || w.state == workerLingering {
+		return
+	}
+	p := w.pool
+	was := w.state
+	w.exit = st
+	reason := w.exitReason()
+	if p.workers[w.slot-1] == w {
+		p.workers[w.slot-1] = nil
+	}
+	if m.sys.groupLingers(w) {
+		w.state = workerLingering
+		p.lingering = append(p.lingering, w)
+		if was != workerStopping {
+			m.stopWorker(w, p.cfg.StopSignal, p.cfg.StopTimeout)
+		}
+		w.linger = m.arm(&timer{kind: tWorkerLinger, d: lingerPoll, w: w})
+		m.log.Info("worker exited; its process group lingers", "worker", w.slot, "worker_pid", w.pid, "how", reason)
+	} else {
+		disarm(w.timer)
+		w.timer = nil
+		m.sys.reap(w)
+		w.state = workerExited
+	}
+	if p.retiring || w.retired {
+		if w.state == workerExited {
+			m.log.Info("worker exited", "worker", w.slot, "worker_pid", w.pid, "how", reason)
+		}
+	} else {
+		m.failed(p, w.slot, fmt.Sprintf("(pid %d) %s", w.pid, reason), w.readyAt)
+	}
+	m.poolChanged(p)
+}
+
+// lingerPoll is the first interval at which a lingering process group is looked at again;
+// it doubles up to a second.
+const lingerPoll = 50 * time.Millisecond
+
+func (m *Master) onLingerCheck(w *worker, t *timer) {
+	if w.linger != t || w.state != workerLingering {
+		return
+	}
+	if m.sys.groupLingers(w) {
+		w.linger = m.arm(&timer{kind: tWorkerLinger, d: min(2*t.d, time.Second), w: w})
+		return
+	}
+	m.gone(w)
+}
+
+// gone reaps a lingering worker whose group is empty (or was just SIGKILLed).
+func (m *Master) gone(w *worker) {
+	p := w.pool
+	disarm(w.timer)
+	disarm(w.linger)
+	w.timer, w.linger = nil, nil
+	m.sys.reap(w)
+	w.state = workerExited
+	for i, x := range p.lingering {
+		if x == w {
+			p.lingering = append(p.lingering[:i:i], p.lingering[i+1:]...)
+			break
+		}
+	}
+	m.log.Info("worker's process group gone", "worker", w.slot, "worker_pid", w.pid)
+	m.poolChanged(p)
+}
+
+// poolChanged runs whenever a worker of p became ready or went away: it moves what waited
+// on it.
+func (m *Master) poolChanged(p *pool) {
+	switch {
+	case p.retiring:
+		if p.empty() {
+			for i, x := range m.retiring {
+				if x == p {
+					m.retiring = append(m.retiring[:i:i], m.retiring[i+1:]...)
+					m.drained()
+					break
+				}
+			}
+		}
+	case m.reload != nil && p == m.reload.pool:
+		if p.allReady() {
+			m.commitReload()
+		}
+	case p == m.current:
+		if !p.ready && p.allReady() {
+			p.ready = true
+			m.log.Info("workers ready", "workers", len(p.workers), "pool", p.id)
+			if !m.readyOnce {
+				m.firstReady()
+			}
+		}
+	}
+}
+
+// firstReady runs once, when the first pool of this master is ready: a first generation
+// tells systemd, a new master tells its old master.
+func (m *Master) firstReady() {
+	m.readyOnce = true
+	switch m.role {
+	case roleJoining:
+		m.become(roleAwaitingCommit, "first pool ready")
+		if err := m.parent.link.send(handoffMsg{Type: "ready"}); err != nil {
+			m.log.Error("cannot tell the old master we are ready", "err", err)
+			return
+		}
+		m.log.Info("ready; waiting for the old master to commit the upgrade", "event", "ready")
+	case roleStarting:
+		m.become(roleServing, "first pool ready")
+		m.log.Info("ready", "event", "ready")
+		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+	}
+}
+
+// drained runs when a retiring pool is gone: a commit hands over once every worker of this
+// master is gone, a stop ends once everything is.
+func (m *Master) drained() {
+	switch m.role {
+	case roleCommitting:
+		if m.current == nil && m.reload == nil && len(m.retiring) == 0 {
+			m.handOverStart()
+		}
+	case roleStopping:
+		m.maybeExit()
+	}
+}
+
+// maybeExit ends a stopping master once nothing of it runs.
+func (m *Master) maybeExit() {
+	if m.current == nil && m.reload == nil && len(m.retiring) == 0 && m.up == nil {
+		m.become(roleExited, "stopped")
+	}
 }
 
 // failed decides what a worker that exited on its own, or could not start, means: a failed
@@ -129,8 +279,8 @@ func (m *Master) failed(p *pool, slot int, reason string, readyAt time.Time) {
 	case p.retiring:
 	case m.reload != nil && p == m.reload.pool:
 		m.failReload(fmt.Sprintf("new worker %d %s before every new worker was ready", slot, reason))
-	case m.parent != nil && !p.ready && p == m.current:
-		m.failStart(fmt.Sprintf("worker %d %s before it was ready", slot, reason))
+	case m.role == roleJoining && p == m.current && !p.ready:
+		m.failStart(fmt.Sprintf("worker %d %s", slot, reason))
 	default:
 		m.slotFailed(p, slot, reason, readyAt)
 	}
@@ -140,7 +290,7 @@ func (m *Master) failed(p *pool, slot int, reason string, readyAt time.Time) {
 // exponential backoff, and reports a crash loop.
 func (m *Master) slotFailed(p *pool, slot int, reason string, readyAt time.Time) {
 	i := slot - 1
-	if !readyAt.IsZero() && time.Since(readyAt) >= healthyAfter(p.cfg) {
+	if !readyAt.IsZero() && m.sys.now().Sub(readyAt) >= healthyAfter(p.cfg) {
 		p.failures[i] = 0
 	}
 	p.failures[i]++
@@ -152,19 +302,23 @@ func (m *Master) slotFailed(p *pool, slot int, reason string, readyAt time.Time)
 		m.lastErr = fmt.Sprintf("worker %d crash loop: %s (%d in a row)", slot, reason, n)
 	}
 	m.log.Log(nil, level, msg, "worker", slot, "how", reason, "failures", n, "backoff", delay, "event", "worker-crashed")
-	p.restart[i] = time.AfterFunc(delay, func() {
-		m.post(func() {
-			p.restart[i] = nil
-			if !p.retiring {
-				m.spawn(p, slot)
-			}
-		})
-	})
+	p.restart[i] = m.arm(&timer{kind: tRestart, d: delay, p: p, slot: slot})
 }
 
-// retire stops every worker of p: the worker's stop signal and its stop timeout, then
-// SIGKILL; a fast retire sends SIGTERM with fastStopGrace. p no longer restarts anything.
-func (m *Master) retire(p *pool, fastStop bool) {
+func (m *Master) onRestart(p *pool, slot int, t *timer) {
+	if p.restart[slot-1] != t {
+		return
+	}
+	p.restart[slot-1] = nil
+	if !p.retiring {
+		m.spawn(p, slot)
+	}
+}
+
+// retire stops every worker of p: the worker's stop signal to its process group and its
+// stop timeout, then SIGKILL; a fast retire sends SIGTERM with fastStopGrace. p no longer
+// restarts anything.
+func (m *Master) retire(p *pool, fast bool) {
 	if p == m.current {
 		m.current = nil
 	}
@@ -174,26 +328,17 @@ func (m *Master) retire(p *pool, fastStop bool) {
 	}
 	p.cancelRestarts()
 	sig, grace := p.cfg.StopSignal, p.cfg.StopTimeout
-	if fastStop {
+	if fast {
 		sig, grace = syscall.SIGTERM, fastStopGrace
 	}
-	for _, w := range p.live() {
-		if w.state == workerStopping && !fastStop {
+	for _, w := range p.all() {
+		w.retired = true
+		if (w.state == workerStopping || w.state == workerLingering) && !fast {
 			continue
 		}
-		w.state = workerStopping
-		w.stopTimer()
-		w.signal(sig)
-		w.timer = time.AfterFunc(grace, func() {
-			m.post(func() {
-				if w.state != workerExited {
-					m.log.Warn("worker did not stop in time; killing it", "worker", w.slot, "worker_pid", w.pid, "timeout", grace)
-					w.killed = true
-					w.signal(syscall.SIGKILL)
-				}
-			})
-		})
+		m.stopWorker(w, sig, grace)
 	}
+	m.poolChanged(p) // an empty pool is gone at once
 }
 
 // Precheck finds, before any worker starts, what would make every worker fail: a command

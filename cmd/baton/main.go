@@ -185,6 +185,7 @@ func run(args []string, stderr io.Writer) int {
 		Logger:         log,
 		Version:        version,
 		SystemdVersion: systemdVersion,
+		SystemdMainPID: systemdMainPID,
 	}, sigs)
 	if err != nil {
 		var cerr *config.Error

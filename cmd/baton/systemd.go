@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,11 +19,9 @@ import (
 var systemdVersion = sync.OnceValue(func() int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	conn, err := dbus.NewSystemdConnectionContext(ctx)
+	conn, err := systemdConn(ctx)
 	if err != nil {
-		if conn, err = dbus.NewSystemConnectionContext(ctx); err != nil {
-			return 0
-		}
+		return 0
 	}
 	defer conn.Close()
 	v, err := conn.GetManagerProperty("Version")
@@ -42,4 +41,39 @@ func parseSystemdVersion(v string) int {
 	}
 	n, _ := strconv.Atoi(v[:end])
 	return n
+}
+
+// systemdConn connects to systemd's private socket, else to the system bus.
+func systemdConn(ctx context.Context) (*dbus.Conn, error) {
+	conn, err := dbus.NewSystemdConnectionContext(ctx)
+	if err != nil {
+		conn, err = dbus.NewSystemConnectionContext(ctx)
+	}
+	return conn, err
+}
+
+// systemdMainPID asks systemd which process it takes for the main one of the service pid
+// belongs to (0 and an error when it cannot tell). Used only when a hand-over could not be
+// confirmed, to know whether the old master may exit.
+func systemdMainPID(pid int) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := systemdConn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	unit, err := conn.GetUnitNameByPID(ctx, uint32(pid))
+	if err != nil {
+		return 0, err
+	}
+	p, err := conn.GetServicePropertyContext(ctx, unit, "MainPID")
+	if err != nil {
+		return 0, err
+	}
+	v, ok := p.Value.Value().(uint32)
+	if !ok {
+		return 0, fmt.Errorf("MainPID of %s: unexpected %s", unit, p.Value)
+	}
+	return int(v), nil
 }

@@ -1,0 +1,250 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/baton-supervisor/baton/config"
+	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/sdnotify"
+)
+
+// fakeSystem is the master's world without processes: a fake clock and timers, pids from a
+// counter, and every effect recorded as a line ("signal 1001 TERM", "notify READY=1").
+// Events come from the test, through Master.handle, never from the fake itself.
+type fakeSystem struct {
+	m       *Master
+	clock   time.Time
+	armed   []*timer
+	nextPID int
+	effects []string
+	lingers map[int]bool // pid -> its process group has other members
+	pidfile map[string]int
+	loads   []int      // config loads in flight (reload seq)
+	hands   []*upgrade // hand-overs in flight
+	failNew bool       // startNewMaster fails
+	badCfg  bool       // loads return an error
+	mainPID int        // the last MAINPID= sent
+	bugs    []string   // broken rules seen at the moment of an effect
+}
+
+func newFakeSystem() *fakeSystem {
+	return &fakeSystem{clock: time.Unix(1_000_000, 0), nextPID: 1000, lingers: map[int]bool{}, pidfile: map[string]int{}}
+}
+
+func (s *fakeSystem) did(format string, args ...any) {
+	s.effects = append(s.effects, fmt.Sprintf(format, args...))
+}
+
+func (s *fakeSystem) now() time.Time { return s.clock }
+
+func (s *fakeSystem) arm(t *timer) {
+	s.armed = append(s.armed, t)
+	s.did("arm %s %s", t.kind, t.d)
+	t.stop = func() {
+		if i := slices.Index(s.armed, t); i >= 0 {
+			s.armed = slices.Delete(s.armed, i, i+1)
+		}
+	}
+}
+
+// fire runs the armed timer t: the clock moves to its end.
+func (s *fakeSystem) fire(t *timer) {
+	t.stop()
+	t.stop = nil
+	s.m.handle(timerFired{t})
+}
+
+func (s *fakeSystem) armedOf(kind timerKind) []*timer {
+	var ts []*timer
+	for _, t := range s.armed {
+		if t.kind == kind {
+			ts = append(ts, t)
+		}
+	}
+	return ts
+}
+
+func (s *fakeSystem) startWorkers(ws []*worker) []error {
+	errs := make([]error, len(ws))
+	for _, w := range ws {
+		s.nextPID++
+		w.pid = s.nextPID
+		s.did("start worker %d pool %d pid %d", w.slot, w.pool.id, w.pid)
+	}
+	return errs
+}
+
+func (s *fakeSystem) signalGroup(w *worker, sig syscall.Signal) {
+	if w.state == workerExited {
+		s.bugs = append(s.bugs, fmt.Sprintf("signal %s to reaped worker %d", signalName(sig), w.pid))
+	}
+	s.did("signal %d %s", w.pid, signalName(sig))
+}
+
+func (s *fakeSystem) groupLingers(w *worker) bool { return s.lingers[w.pid] }
+func (s *fakeSystem) reap(w *worker)              { s.did("reap %d", w.pid) }
+
+func (s *fakeSystem) startNewMaster(hello handoffMsg, ls []*fdstore.Listener) (*upgrade, error) {
+	if s.failNew {
+		s.did("start new master failed")
+		return nil, fmt.Errorf("exec format error")
+	}
+	s.nextPID++
+	s.did("start new master %d generation %d", s.nextPID, hello.Generation)
+	return &upgrade{pid: s.nextPID, link: &fakeLink{s: s, peer: "N"}}, nil
+}
+
+func (s *fakeSystem) signalNewMaster(up *upgrade, sig syscall.Signal) {
+	if up.handedOver {
+		s.bugs = append(s.bugs, fmt.Sprintf("signal %s to new master %d after the hand-over", signalName(sig), up.pid))
+	}
+	s.did("signal N %s", signalName(sig))
+}
+
+func (s *fakeSystem) notify(files []*os.File, state ...string) error {
+	if !s.m.inCharge() {
+		s.bugs = append(s.bugs, "notify while not in charge: "+strings.Join(state, " "))
+	}
+	s.did("notify %s", strings.Join(state, " "))
+	return nil
+}
+
+func (s *fakeSystem) handOver(up *upgrade) {
+	s.mainPID = up.pid
+	s.did("MAINPID=%d", up.pid)
+	s.hands = append(s.hands, up)
+}
+
+func (s *fakeSystem) loadConfig(seq int) {
+	s.did("load config %d", seq)
+	s.loads = append(s.loads, seq)
+}
+
+func (s *fakeSystem) resolve(cfg *config.Config, have []*fdstore.Listener) ([]*fdstore.Listener, []*fdstore.Listener, error) {
+	return have, nil, nil
+}
+
+func (s *fakeSystem) writePID(path string, pid int) error { s.pidfile[path] = pid; return nil }
+func (s *fakeSystem) toOldbin(path string, pid int) error {
+	if s.pidfile[path] != pid {
+		return fmt.Errorf("pid file %s does not name %d", path, pid)
+	}
+	delete(s.pidfile, path)
+	s.pidfile[path+OldbinSuffix] = pid
+	s.did("pidfile to oldbin")
+	return nil
+}
+func (s *fakeSystem) restorePID(path string, pid int) error {
+	delete(s.pidfile, path+OldbinSuffix)
+	s.pidfile[path] = pid
+	s.did("pidfile restored")
+	return nil
+}
+func (s *fakeSystem) removePID(path string, pid int) {
+	if s.pidfile[path] == pid {
+		delete(s.pidfile, path)
+	}
+}
+
+// fakeLink records what one master sends the other.
+type fakeLink struct {
+	s      *fakeSystem
+	peer   string
+	closed bool
+}
+
+func (l *fakeLink) send(msg handoffMsg) error {
+	if l.closed {
+		return fmt.Errorf("closed")
+	}
+	l.s.did("send %s %s", l.peer, msg.Type)
+	return nil
+}
+func (l *fakeLink) close() { l.closed = true }
+
+const testPIDFile = "/run/baton-test.pid"
+
+// testMaster is a master of generation 1 (or a new master, if joining), on a fake system,
+// before its loop starts. under says whether it runs under systemd.
+func testMaster(t testing.TB, joining, under bool, edit func(*config.Config)) (*Master, *fakeSystem) {
+	cfg := config.Default()
+	cfg.Worker.Command = []string{"/bin/true"}
+	cfg.Worker.Count = 2
+	cfg.PIDFile = testPIDFile
+	if edit != nil {
+		edit(cfg)
+	}
+	s := newFakeSystem()
+	var log *slog.Logger
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := &Master{
+		opts: Options{Load: func() (*config.Config, error) { return cfg, nil }, Logger: log},
+		sys:  s, log: log, pid: 100, gen: 1, cfg: cfg, role: roleStarting, strict: true,
+		events: make(chan event, 64), done: make(chan struct{}),
+	}
+	if under {
+		m.sd = new(sdnotify.Notifier) // never used: the fake system speaks for it
+		m.watchdog = 10 * time.Second
+	}
+	if joining {
+		m.role, m.gen, m.pid = roleJoining, 2, 200
+		m.parent = &parent{link: &fakeLink{s: s, peer: "O"}}
+	}
+	s.m = m
+	s.pidfile[testPIDFile] = m.pid
+	return m, s
+}
+
+// Helpers that drive a test master as the outside world would.
+
+func (s *fakeSystem) workers(p *pool) []*worker {
+	if p == nil {
+		return nil
+	}
+	return p.live()
+}
+
+// readyAll makes every starting worker of every pool say READY=1.
+func readyAll(m *Master) {
+	for _, p := range m.allPools() {
+		for _, w := range p.live() {
+			if w.state == workerStarting {
+				m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: []sdnotify.Field{{Key: "READY", Value: "1"}}}})
+			}
+		}
+	}
+}
+
+// exitAll makes every live worker of the retiring pools exit (status 0).
+func exitRetiring(m *Master) {
+	for _, p := range slices.Clone(m.retiring) {
+		for _, w := range p.all() {
+			if w.state != workerLingering {
+				m.handle(workerExit{w: w, status: exitStatus{known: true}})
+			}
+		}
+	}
+}
+
+func hasEffect(s *fakeSystem, from int, sub string) bool {
+	for _, e := range s.effects[from:] {
+		if strings.Contains(e, sub) {
+			return true
+		}
+	}
+	return false
+}
