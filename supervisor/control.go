@@ -309,7 +309,9 @@ func (m *Master) controlRollback(req ControlRequest, reply replyFunc) {
 	} else {
 		reply(ControlReply{OK: true, Message: fmt.Sprintf("rollback started: new master pid %d asked to exit", up.pid)})
 	}
-	m.rollBack("rolled back on request")
+	if m.role != roleRollingBack {
+		m.rollBack("rolled back on request")
+	}
 }
 
 // answer tells every client waiting on the upgrade how it ended: committed (err nil) or

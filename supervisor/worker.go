@@ -46,6 +46,7 @@ type worker struct {
 	timer   *timer     // start timeout, then the kill after its stop signal
 	linger  *timer     // lingering: when to look at the group again
 	retired bool       // stopped by the master (retire, stop): its exit is no failure
+	killed  bool       // SIGKILL sent to its group
 
 	failReason string // why the master stopped it, if it did so as a failure
 }

@@ -125,6 +125,7 @@ func (m *Master) onKillTimeout(w *worker, t *timer) {
 		return
 	}
 	w.timer = nil
+	w.killed = true
 	m.log.Warn("worker did not stop in time; killing it", "worker", w.slot, "worker_pid", w.pid, "timeout", t.d, "lingering", w.state == workerLingering)
 	m.sys.signalGroup(w, syscall.SIGKILL)
 	if w.state == workerLingering {
@@ -267,7 +268,7 @@ func (m *Master) drained() {
 
 // maybeExit ends a stopping master once nothing of it runs.
 func (m *Master) maybeExit() {
-	if m.current == nil && m.reload == nil && len(m.retiring) == 0 && m.up == nil {
+	if m.role == roleStopping && m.current == nil && m.reload == nil && len(m.retiring) == 0 && m.up == nil {
 		m.become(roleExited, "stopped")
 	}
 }

@@ -1,0 +1,611 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/baton-supervisor/baton/config"
+	"github.com/baton-supervisor/baton/sdnotify"
+)
+
+// The master's state machine, without processes: every role, reached the way the world
+// reaches it, meets every kind of event (STATES.md is the same table in prose).
+
+// reach builds a master in role r under systemd, through real events from the start.
+func reach(t testing.TB, r role) (*Master, *fakeSystem) {
+	joining := r == roleJoining || r == roleAwaitingCommit
+	m, s := testMaster(t, joining, true, nil)
+	m.start()
+	switch r {
+	case roleStarting, roleJoining:
+		return m, s
+	}
+	readyAll(m)
+	switch r {
+	case roleServing, roleAwaitingCommit:
+	case roleStopping:
+		m.handle(sigEvent{syscall.SIGQUIT})
+	default: // an old master's roles
+		m.handle(sigEvent{syscall.SIGUSR2})
+		if r == roleUpgrading {
+			break
+		}
+		m.handle(newMasterMsg{m.up, handoffMsg{Type: "ready"}})
+		switch r {
+		case roleRollingBack:
+			m.handle(controlEvent{req: ControlRequest{Verb: "rollback"}, reply: func(ControlReply) {}})
+		case roleCommitting, roleHandingOver:
+			s.fire(s.armedOf(tSoak)[0])
+			if r == roleHandingOver {
+				exitRetiring(m)
+			}
+		}
+	}
+	if m.role != r {
+		t.Fatalf("reach(%s): got to %s", r, m.role)
+	}
+	return m, s
+}
+
+// kinds of events, each built for the master as it is (a stale event where its target does
+// not exist: it must change nothing).
+var eventKinds = []struct {
+	name string
+	do   func(m *Master, s *fakeSystem)
+}{
+	{"HUP", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGHUP}) }},
+	{"USR2", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGUSR2}) }},
+	{"WINCH", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGWINCH}) }},
+	{"QUIT", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGQUIT}) }},
+	{"TERM", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGTERM}) }},
+	{"USR1", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGUSR1}) }},
+	{"ready", func(m *Master, s *fakeSystem) { readyAll(m) }},
+	{"crash", func(m *Master, s *fakeSystem) {
+		if ws := s.workers(m.current); len(ws) > 0 {
+			m.handle(workerExit{w: ws[0], status: exitStatus{known: true, code: 1}})
+		}
+	}},
+	{"drain", func(m *Master, s *fakeSystem) { exitRetiring(m) }},
+	{"start-timeout", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tWorkerStart); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
+	{"kill-timeout", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tWorkerKill); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
+	{"new-ready", func(m *Master, s *fakeSystem) { m.handle(newMasterMsg{upOr(m), handoffMsg{Type: "ready"}}) }},
+	{"new-exit", func(m *Master, s *fakeSystem) {
+		up := upOr(m)
+		m.handle(newMasterMsg{up, handoffMsg{Type: "exit", Code: 1, Reason: "bad config"}})
+		m.handle(newMasterExited{up})
+	}},
+	{"upgrade-timeout", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tUpgradeReady); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
+	{"soak", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tSoak); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
+	{"old-commit", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "commit"}}) }},
+	{"old-gone", func(m *Master, s *fakeSystem) { m.handle(oldMasterGone{parentOr(m)}) }},
+	{"config-ok", func(m *Master, s *fakeSystem) {
+		for _, seq := range s.loads {
+			m.handle(configLoaded{seq: seq, cfg: m.cfg, stamp: "1"})
+		}
+		s.loads = nil
+	}},
+	{"handover-ok", func(m *Master, s *fakeSystem) {
+		for _, up := range s.hands {
+			m.handle(handOverDone{up: up})
+		}
+		s.hands = nil
+	}},
+	{"handover-refused", func(m *Master, s *fakeSystem) {
+		for _, up := range s.hands {
+			m.handle(handOverDone{up: up, err: fmt.Errorf("barrier timed out"), mainPID: m.pid})
+		}
+		s.hands = nil
+	}},
+	{"ctl-reload", ctl("reload")},
+	{"ctl-upgrade", ctl("upgrade")},
+	{"ctl-rollback", ctl("rollback")},
+	{"ctl-stop", ctl("stop")},
+	{"ctl-status", ctl("status")},
+}
+
+func ctl(verb string) func(m *Master, s *fakeSystem) {
+	return func(m *Master, s *fakeSystem) {
+		m.handle(controlEvent{req: ControlRequest{Verb: verb}, reply: func(ControlReply) {}})
+	}
+}
+
+// upOr is the upgrade in flight, or one that is not (a stale event).
+func upOr(m *Master) *upgrade {
+	if m.up != nil {
+		return m.up
+	}
+	return &upgrade{pid: 9999, link: &fakeLink{}}
+}
+
+func parentOr(m *Master) *parent {
+	if m.parent != nil {
+		return m.parent
+	}
+	return &parent{link: &fakeLink{}}
+}
+
+// wantRole is the table: the role a master in the row's role is in after the column's
+// event. A missing cell means: the role does not change.
+var wantRole = map[role]map[string]role{
+	roleStarting: {
+		"QUIT": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping, "ready": roleServing,
+	},
+	roleServing: {
+		"USR2": roleUpgrading, "ctl-upgrade": roleUpgrading,
+		"QUIT": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping,
+	},
+	roleUpgrading: {
+		"new-ready": roleSoaking, "new-exit": roleServing, "ctl-rollback": roleRollingBack,
+		"TERM": roleStopping, "ctl-stop": roleStopping,
+	},
+	roleSoaking: {
+		"QUIT": roleCommitting, "soak": roleCommitting, "new-exit": roleServing,
+		"ctl-rollback": roleRollingBack, "TERM": roleStopping, "ctl-stop": roleStopping,
+	},
+	roleCommitting: {
+		"drain": roleHandingOver, "new-exit": roleServing, "ctl-rollback": roleRollingBack,
+		"TERM": roleStopping, "ctl-stop": roleStopping,
+	},
+	roleHandingOver: {
+		"handover-ok": roleExited, "handover-refused": roleRollingBack, "new-exit": roleServing,
+	},
+	roleRollingBack: {
+		"new-exit": roleServing, "TERM": roleStopping, "ctl-stop": roleStopping,
+	},
+	roleJoining: {
+		"ready": roleAwaitingCommit, "crash": roleStopping, "QUIT": roleStopping, "TERM": roleStopping,
+		"old-commit": roleStarting, "old-gone": roleStarting, "ctl-stop": roleStopping,
+	},
+	roleAwaitingCommit: {
+		"old-commit": roleServing, "old-gone": roleServing, "QUIT": roleStopping, "TERM": roleStopping,
+		"ctl-stop": roleStopping,
+	},
+	roleStopping: {
+		"drain": roleExited,
+	},
+}
+
+func TestTransitions(t *testing.T) {
+	for r := roleStarting; r < roleExited; r++ {
+		for _, k := range eventKinds {
+			t.Run(r.String()+"/"+k.name, func(t *testing.T) {
+				m, s := reach(t, r)
+				k.do(m, s)
+				want, ok := wantRole[r][k.name]
+				if !ok {
+					want = r
+				}
+				if m.role != want {
+					t.Errorf("%s + %s: role %s, want %s\neffects: %q", r, k.name, m.role, want, s.effects)
+				}
+				if len(s.bugs) > 0 {
+					t.Errorf("%s + %s: %q", r, k.name, s.bugs)
+				}
+				checkInvariants(t, m, s)
+			})
+		}
+	}
+}
+
+// checkInvariants is what must hold after every event, whatever happened.
+func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
+	t.Helper()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("invariant: "+format+"\nrole %s, effects %q", append(args, m.role, s.effects)...)
+	}
+	if len(s.bugs) > 0 {
+		fail("%q", s.bugs)
+	}
+	// At most one upgrade in flight, and it is what the role says.
+	if m.role.upgrading() != (m.up != nil) && !(m.role == roleStopping || m.role == roleExited) {
+		fail("up = %v in role %s", m.up != nil, m.role)
+	}
+	if m.up != nil && m.parent != nil {
+		fail("an old master's upgrade in flight on a new master not committed")
+	}
+	if (m.role == roleJoining || m.role == roleAwaitingCommit) != (m.parent != nil) && m.role != roleStopping && m.role != roleExited {
+		fail("parent = %v in role %s", m.parent != nil, m.role)
+	}
+	// The pid file names the master in charge; during its upgrade the old master is in
+	// .oldbin (the new master wrote the pid file).
+	if m.parent == nil && m.role != roleExited {
+		switch {
+		case m.role.upgrading() && m.role != roleHandingOver:
+			if s.pidfile[testPIDFile+OldbinSuffix] != m.pid {
+				fail("pid file .oldbin does not name the old master: %v", s.pidfile)
+			}
+		case m.role == roleStarting || m.role == roleServing:
+			if s.pidfile[testPIDFile] != m.pid {
+				fail("pid file does not name the master in charge: %v", s.pidfile)
+			}
+		}
+	}
+	// MAINPID= is sent only by an old master handing over.
+	if s.mainPID != 0 && m.up == nil && m.role != roleExited && m.role != roleServing && m.role != roleStopping {
+		fail("MAINPID=%d sent, role %s", s.mainPID, m.role)
+	}
+	// At most one reload, and its pool is not retiring.
+	if r := m.reload; r != nil && r.pool != nil && r.pool.retiring {
+		fail("the reload's pool is retiring")
+	}
+	// Every worker of a retired pool has been told to stop, with its kill armed.
+	for _, p := range m.retiring {
+		for _, w := range p.all() {
+			if w.state != workerStopping && w.state != workerLingering {
+				fail("worker %d of retiring pool %d is %s", w.pid, p.id, w.state)
+			}
+			if !w.killed && (w.timer == nil || w.timer.kind != tWorkerKill || !slices.Contains(s.armed, w.timer)) {
+				fail("worker %d of retiring pool %d has no kill timer armed", w.pid, p.id)
+			}
+		}
+	}
+	// A starting worker has its start timeout armed.
+	for _, p := range m.allPools() {
+		for _, w := range p.live() {
+			if w.state == workerStarting && (w.timer == nil || !slices.Contains(s.armed, w.timer)) {
+				fail("starting worker %d has no start timeout armed", w.pid)
+			}
+		}
+	}
+	// Every armed timer belongs to something that still waits for it.
+	for _, tm := range s.armed {
+		if !timerOwned(m, tm) {
+			fail("timer %s armed for something gone", tm.kind)
+		}
+	}
+}
+
+func timerOwned(m *Master, t *timer) bool {
+	switch t.kind {
+	case tWorkerStart, tWorkerKill:
+		return t.w.timer == t && t.w.state != workerExited
+	case tWorkerLinger:
+		return t.w.linger == t && t.w.state == workerLingering
+	case tRestart:
+		return t.p.restart[t.slot-1] == t && !t.p.retiring
+	case tUpgradeReady, tSoak:
+		return m.up == t.up && t.up.timer == t
+	case tNewMasterKill:
+		return m.up == t.up && t.up.kill == t
+	case tWatchdog:
+		return m.wdTimer == t
+	}
+	return false
+}
+
+// TestRandomSequences drives masters through random sequences of events, of every kind,
+// and checks the invariants after each one.
+func TestRandomSequences(t *testing.T) {
+	seqs, steps := 400, 80
+	if testing.Short() {
+		seqs = 50
+	}
+	for seed := range seqs {
+		rng := rand.New(rand.NewPCG(uint64(seed), 8))
+		start := []role{roleStarting, roleServing, roleJoining, roleSoaking}[seed%4]
+		m, s := reach(t, start)
+		var trail []string
+		for range steps {
+			if m.role == roleExited {
+				break
+			}
+			name := randomEvent(rng, m, s)
+			trail = append(trail, name)
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("seed %d: panic %v after %s", seed, p, strings.Join(trail, " "))
+					}
+				}()
+				checkInvariants(&trailTB{TB: t, trail: trail, seed: seed}, m, s)
+			}()
+		}
+	}
+}
+
+type trailTB struct {
+	testing.TB
+	trail []string
+	seed  int
+}
+
+func (t *trailTB) Fatalf(format string, args ...any) {
+	t.TB.Helper()
+	t.TB.Fatalf("seed %d, after %s:\n"+format, append([]any{t.seed, strings.Join(t.trail, " ")}, args...)...)
+}
+
+// randomEvent picks an event that can happen to m now and delivers it.
+func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
+	var all []*worker
+	for _, p := range m.allPools() {
+		all = append(all, p.live()...)
+	}
+	switch n := rng.IntN(12); {
+	case n == 0 && len(s.armed) > 0:
+		t := s.armed[rng.IntN(len(s.armed))]
+		s.fire(t)
+		return "timer:" + t.kind.String()
+	case n == 1 && len(all) > 0:
+		w := all[rng.IntN(len(all))]
+		if rng.IntN(3) == 0 {
+			s.lingers[w.pid] = true
+		}
+		m.handle(workerExit{w: w, status: exitStatus{known: true, code: rng.IntN(2)}})
+		return fmt.Sprintf("exit:%d", w.pid)
+	case n == 2 && len(all) > 0:
+		w := all[rng.IntN(len(all))]
+		m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: []sdnotify.Field{{Key: "READY", Value: "1"}}}})
+		return fmt.Sprintf("ready:%d", w.pid)
+	case n == 3:
+		for pid := range s.lingers {
+			delete(s.lingers, pid)
+		}
+		return "lingerers-gone"
+	case n == 4 && len(s.loads) > 0:
+		seq := s.loads[0]
+		s.loads = s.loads[1:]
+		ev := configLoaded{seq: seq, cfg: m.cfg}
+		if rng.IntN(3) == 0 {
+			ev.cfg, ev.err = nil, fmt.Errorf("web.toml:8: worker.count: bad")
+		}
+		m.handle(ev)
+		return "config-loaded"
+	case n == 5 && len(s.hands) > 0:
+		up := s.hands[0]
+		s.hands = s.hands[1:]
+		ev := handOverDone{up: up}
+		switch rng.IntN(3) {
+		case 1:
+			ev.err, ev.mainPID = fmt.Errorf("barrier"), m.pid
+		case 2:
+			ev.err = fmt.Errorf("barrier")
+		}
+		m.handle(ev)
+		return "hand-over-done"
+	case n == 6 && m.up != nil:
+		k := []string{"ready", "error", "exit", "exited"}[rng.IntN(4)]
+		if k == "exited" {
+			m.handle(newMasterExited{m.up})
+		} else {
+			m.handle(newMasterMsg{m.up, handoffMsg{Type: k, Reason: "x"}})
+		}
+		return "new-" + k
+	case n == 7 && m.parent != nil:
+		if rng.IntN(2) == 0 {
+			m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "commit"}})
+			return "old-commit"
+		}
+		m.handle(oldMasterGone{m.parent})
+		return "old-gone"
+	case n == 8:
+		verb := []string{"reload", "upgrade", "rollback", "stop", "status"}[rng.IntN(5)]
+		m.handle(controlEvent{req: ControlRequest{Verb: verb, Wait: rng.IntN(2) == 0}, reply: func(ControlReply) {}})
+		return "ctl-" + verb
+	case n == 9:
+		s.failNew = rng.IntN(4) == 0
+	}
+	sig := []syscall.Signal{syscall.SIGHUP, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1}[rng.IntN(8)]
+	if sig == syscall.SIGTERM && rng.IntN(3) > 0 {
+		sig = syscall.SIGHUP // stops end sequences: fewer of them
+	}
+	m.handle(sigEvent{sig})
+	return signalName(sig)
+}
+
+// The faults of issue 8, each as the sequence that showed it.
+
+func TestReadyStartedIsReadyAtOnce(t *testing.T) {
+	for _, joining := range []bool{false, true} {
+		m, s := testMaster(t, joining, true, func(c *config.Config) { c.Worker.Ready = config.ReadyStarted })
+		m.start()
+		want := roleServing
+		if joining {
+			want = roleAwaitingCommit
+		}
+		if m.role != want {
+			t.Errorf("joining=%v: role %s after the workers started, want %s", joining, m.role, want)
+		}
+		if !joining && !hasEffect(s, 0, "notify READY=1") {
+			t.Errorf("no READY=1: %q", s.effects)
+		}
+		if joining && !hasEffect(s, 0, "send O ready") {
+			t.Errorf("the old master was not told: %q", s.effects)
+		}
+	}
+}
+
+func TestHUPDuringCommitDoesNotCancelIt(t *testing.T) {
+	m, s := reach(t, roleCommitting)
+	n := len(s.effects)
+	m.handle(sigEvent{syscall.SIGHUP})
+	if m.role != roleCommitting {
+		t.Fatalf("role %s after HUP, want committing", m.role)
+	}
+	if hasEffect(s, n, "start worker") {
+		t.Errorf("HUP during a commit started workers: %q", s.effects[n:])
+	}
+	if !hasEffect(s, n, "notify RELOADING=1") || !hasEffect(s, n, "notify READY=1") {
+		t.Errorf("systemd's reload is not answered: %q", s.effects[n:])
+	}
+	exitRetiring(m)
+	if m.role != roleHandingOver {
+		t.Fatalf("the commit did not go on: role %s", m.role)
+	}
+}
+
+func TestHUPToNewMasterBeforeReady(t *testing.T) {
+	m, s := reach(t, roleJoining)
+	m.handle(sigEvent{syscall.SIGHUP})
+	m.handle(configLoaded{seq: s.loads[0], cfg: m.cfg})
+	readyAll(m) // the first pool and the reload's
+	if m.role != roleAwaitingCommit {
+		t.Fatalf("role %s, want awaiting-commit", m.role)
+	}
+	if !hasEffect(s, 0, "send O ready") {
+		t.Errorf("the old master was never told: %q", s.effects)
+	}
+}
+
+func TestLingeringGroupIsStopped(t *testing.T) {
+	m, s := reach(t, roleServing)
+	w := m.current.live()[0]
+	s.lingers[w.pid] = true // a shell's child, a server's own worker
+	n := len(s.effects)
+	m.handle(workerExit{w: w, status: exitStatus{known: true, code: 0}})
+	if !hasEffect(s, n, fmt.Sprintf("signal %d TERM", w.pid)) {
+		t.Fatalf("the group of an exited worker was not stopped: %q", s.effects[n:])
+	}
+	if hasEffect(s, n, fmt.Sprintf("reap %d", w.pid)) {
+		t.Fatalf("reaped while its group lives: its id could be reused")
+	}
+	kill := w.timer
+	s.fire(kill)
+	if !hasEffect(s, n, fmt.Sprintf("signal %d KILL", w.pid)) || !hasEffect(s, n, fmt.Sprintf("reap %d", w.pid)) {
+		t.Fatalf("not killed and reaped at the stop timeout: %q", s.effects[n:])
+	}
+	checkInvariants(t, m, s)
+}
+
+func TestNoSignalToNewMasterAfterMAINPID(t *testing.T) {
+	m, s := reach(t, roleHandingOver)
+	n := len(s.effects)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGINT, syscall.SIGHUP} {
+		m.handle(sigEvent{sig})
+	}
+	ctl("rollback")(m, s)
+	ctl("stop")(m, s)
+	if hasEffect(s, n, "signal N") {
+		t.Fatalf("the new master was signalled after MAINPID=: %q", s.effects[n:])
+	}
+	// systemd did not confirm, and cannot say who is main: the new master is in charge.
+	m.handle(handOverDone{up: m.up, err: fmt.Errorf("barrier timed out")})
+	if m.role != roleExited || !hasEffect(s, n, "send N commit") {
+		t.Fatalf("role %s: the commit was not finished: %q", m.role, s.effects[n:])
+	}
+}
+
+func TestWatchdogAfterRecovery(t *testing.T) {
+	m, s := reach(t, roleServing)
+	for range crashLoop + 1 {
+		w := m.current.workers[0]
+		m.handle(workerExit{w: w, status: exitStatus{known: true, code: 1}})
+		s.fire(m.current.restart[0])
+	}
+	m.handle(workerExit{w: m.current.workers[1], status: exitStatus{known: true, code: 1}})
+	m.current.failures[1] = crashLoop
+	n := len(s.effects)
+	m.watchdogPing()
+	if hasEffect(s, n, "WATCHDOG=1") {
+		t.Fatalf("a crash-looping pool pinged the watchdog")
+	}
+	readyAll(m)
+	m.watchdogPing()
+	if !hasEffect(s, n, "WATCHDOG=1") {
+		t.Fatalf("a recovered pool does not ping the watchdog: failures %v", m.current.failures)
+	}
+}
+
+func TestUpgradeTimeoutStopsBeforeKill(t *testing.T) {
+	m, s := reach(t, roleUpgrading)
+	n := len(s.effects)
+	s.fire(s.armedOf(tUpgradeReady)[0])
+	if !hasEffect(s, n, "signal N TERM") || hasEffect(s, n, "signal N KILL") {
+		t.Fatalf("want TERM first: %q", s.effects[n:])
+	}
+	s.fire(s.armedOf(tNewMasterKill)[0])
+	if !hasEffect(s, n, "signal N KILL") {
+		t.Fatalf("no SIGKILL after the grace: %q", s.effects[n:])
+	}
+	m.handle(newMasterExited{m.up})
+	if m.role != roleServing || !strings.Contains(m.lastErr, "not ready within") {
+		t.Fatalf("role %s, last error %q", m.role, m.lastErr)
+	}
+}
+
+func TestRollbackReasonIsNewMastersLastWord(t *testing.T) {
+	m, _ := reach(t, roleUpgrading)
+	m.handle(newMasterMsg{m.up, handoffMsg{Type: "exit", Code: 1, Reason: "web.toml:8: worker.count: must be 1..1024"}})
+	m.handle(newMasterExited{m.up})
+	if !strings.Contains(m.lastErr, "web.toml:8") || !strings.Contains(m.lastErr, "exit 1") {
+		t.Fatalf("last error %q", m.lastErr)
+	}
+	m, _ = reach(t, roleUpgrading)
+	m.handle(newMasterExited{m.up})
+	if !strings.Contains(m.lastErr, "without a word") {
+		t.Fatalf("last error %q", m.lastErr)
+	}
+}
+
+func TestClaimedReloadReadTheFileAsItIs(t *testing.T) {
+	m, s := reach(t, roleServing)
+	m.handle(sigEvent{syscall.SIGHUP})
+	m.handle(configLoaded{seq: s.loads[0], cfg: m.cfg, stamp: "v1"})
+	readyAll(m)
+	var got []ControlReply
+	reply := func(r ControlReply) { got = append(got, r) }
+	m.handle(controlEvent{req: ControlRequest{Verb: "reload", Wait: true}, reply: reply, stamp: "v2"})
+	if len(got) != 0 || m.reload == nil {
+		t.Fatalf("a reload of an older file was claimed: %+v", got)
+	}
+	m.handle(configLoaded{seq: s.loads[1], cfg: m.cfg, stamp: "v2"})
+	readyAll(m)
+	if len(got) != 1 || !got[0].OK {
+		t.Fatalf("replies %+v", got)
+	}
+	// Unchanged file: the SIGHUP reload is the one the client waits for.
+	m.handle(sigEvent{syscall.SIGHUP})
+	m.handle(configLoaded{seq: s.loads[2], cfg: m.cfg, stamp: "v2"})
+	readyAll(m)
+	m.handle(controlEvent{req: ControlRequest{Verb: "reload", Wait: true}, reply: reply, stamp: "v2"})
+	if len(got) != 2 || m.reload != nil {
+		t.Fatalf("the SIGHUP reload was not claimed: %+v, reload %v", got, m.reload != nil)
+	}
+}
+
+func TestStartTimeoutSendsStopSignalFirst(t *testing.T) {
+	m, s := reach(t, roleStarting)
+	w := m.current.live()[0]
+	n := len(s.effects)
+	s.fire(w.timer)
+	if !hasEffect(s, n, fmt.Sprintf("signal %d TERM", w.pid)) || hasEffect(s, n, "KILL") {
+		t.Fatalf("want the stop signal first: %q", s.effects[n:])
+	}
+	s.fire(w.timer)
+	m.handle(workerExit{w: w, status: exitStatus{known: true, signal: syscall.SIGKILL}})
+	if m.current.restart[0] == nil {
+		t.Fatalf("a worker killed at its start timeout is not restarted")
+	}
+}
+
+func TestNewMasterDropsListenersWhenInCharge(t *testing.T) {
+	m, s := reach(t, roleAwaitingCommit)
+	m.dropped = nil // (no real listeners in the fake) the rule: dropped only once in charge
+	n := len(s.effects)
+	m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "commit"}})
+	if m.role != roleServing || !hasEffect(s, n, "notify READY=1") {
+		t.Fatalf("role %s, effects %q", m.role, s.effects[n:])
+	}
+}
