@@ -30,7 +30,9 @@
 //		accepting stops. Default 1s.
 //	-shutdown-timeout D
 //		How long, after the drain window, to wait for requests still in
-//		flight. Default 10s. If it runs out, hello exits 1.
+//		flight and for the first request of connections that have not
+//		sent one yet. Default 10s. When it runs out, hello closes what is
+//		left, and exits 1 if that cut a request in flight.
 //
 // Hello ignores SIGHUP, SIGUSR1, SIGUSR2 and SIGWINCH, so that a stray
 // `systemctl kill -s HUP UNIT` (which signals every process of the unit, not
@@ -43,15 +45,21 @@
 // them open across generations: when a worker stops, the kernel keeps
 // queueing new connections for the next one, so no connection is refused.
 // Whether a request fails is decided by how the worker lets go of the
-// connections it has already accepted. Two things fail requests:
+// connections it has already accepted. Three things fail requests:
 //
 //   - http.Server.Shutdown drops a request it reads after Shutdown began: the
 //     client sees its connection closed with nothing written.
+//   - Shutdown also takes a connection that has not delivered its first
+//     request for idle once it is 5 seconds old (Go issue 22682), and closes
+//     it. But such a connection is not idle: its client has connected and
+//     its request is on its way. On a busy machine seconds can pass between
+//     a client's connect and its request reaching the worker.
 //   - Closing an idle keep-alive connection races the client's next request
 //     on it, which may already be on the wire. SetKeepAlivesEnabled(false)
 //     does exactly that to every idle connection at once.
 //
-// So hello stops in this order:
+// So hello does not call Shutdown. It follows every connection's state
+// (http.Server.ConnState) and stops in this order:
 //
 //  1. Stop accepting: close its own copy of every listener and wait until no
 //     Serve loop can accept again. The socket stays open in the supervisor;
@@ -62,14 +70,30 @@
 //     whole response, sees the header, and opens a new connection for its
 //     next request, which reaches whoever still accepts on the socket. The
 //     window ends early once no connection is left.
-//  3. Shutdown (-shutdown-timeout): close the connections that stayed idle
-//     for the whole window and wait for requests still in flight.
-//  4. Exit 0 (1 if Shutdown ran out of time or serving failed).
+//  3. Close the idle keep-alive connections: those that have answered a
+//     request and wait for the next one (StateIdle), and any that turns idle
+//     later. Log "drain window over".
+//  4. Wait (-shutdown-timeout) for the other connections: requests in flight
+//     (StateActive), and new connections (StateNew), whose first request is
+//     answered, with "Connection: close", when it arrives. The wait ends
+//     early once no connection is left.
+//  5. When -shutdown-timeout runs out, close every connection still open.
+//     Exit 1 if that cut a request in flight; else exit 0 (a connection
+//     that had not delivered a whole request header loses no request
+//     hello read).
+//
+// A connection has 10 seconds from accept to deliver its first request's
+// header (http.Server.ReadHeaderTimeout); net/http closes it then. So a
+// connection that sends nothing keeps a draining hello at most 10 seconds
+// after the stop signal, and a drain never takes longer than -drain plus
+// -shutdown-timeout.
 //
 // A client that keeps a connection idle for the whole window and sends its
 // next request just as step 3 closes it can still see a failure; a longer
-// window makes that rarer. Under baton, give workers a stop timeout longer
-// than -drain plus -shutdown-timeout.
+// window makes that rarer. A first request that arrives more than 10 seconds
+// after accept, or after step 5, finds its connection closed (the client
+// sees EOF or a reset); hello has not read it. Under baton, give workers a
+// stop timeout longer than -drain plus -shutdown-timeout.
 //
 // Hello reports READY=1 once it serves. It talks to $NOTIFY_SOCKET (under
 // baton, the master's socket, never systemd's directly).

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -187,25 +189,146 @@ func TestDrainIdleConnection(t *testing.T) {
 	})
 }
 
-// TestShutdownTimeout checks that hello exits 1, not 0, when a request is
-// still in flight when -shutdown-timeout runs out.
+// TestDrainLateFirstRequest checks that a connection hello accepted before
+// the drain is not taken for idle while its first request has not arrived:
+// on a busy machine, seconds can pass between a client's connect and its
+// request reaching hello. The request, sent only after the drain began, is
+// answered, with Connection: close.
+func TestDrainLateFirstRequest(t *testing.T) {
+	t.Run("in the window", func(t *testing.T) {
+		// A window that never ends on its own: the request arrives in it,
+		// and hello exits because no connection is left.
+		ln, f := listenTCP(t)
+		p := start(t, spec{files: []passed{{"http", f}}, args: []string{"-drain", "1h"}})
+		p.expectNotify(t, "READY=1")
+		late := mustDial(t, ln.Addr().String())
+		waitAccepted(t, ln.Addr().(*net.TCPAddr), late.LocalAddr().(*net.TCPAddr))
+		p.signal(t, syscall.SIGTERM)
+		p.expectNotify(t, "STOPPING=1") // the drain began: hello no longer accepts
+		expectLastAnswer(t, late)
+		if got := p.wait(t); got != 0 {
+			t.Errorf("exit status: got %d, want 0", got)
+		}
+	})
+	t.Run("after the window", func(t *testing.T) {
+		// No window at all (before issue 8, the end of the window was
+		// the end of the wait for such a request): idle keep-alive
+		// connections are closed at once, a new one is waited for.
+		ln, f := listenTCP(t)
+		p := start(t, spec{files: []passed{{"http", f}}, args: []string{"-drain", "0", "-shutdown-timeout", "1h"}})
+		p.expectNotify(t, "READY=1")
+		idle := mustDial(t, ln.Addr().String())
+		idle.mustGet(t, "/")
+		late := mustDial(t, ln.Addr().String())
+		waitAccepted(t, ln.Addr().(*net.TCPAddr), late.LocalAddr().(*net.TCPAddr))
+		p.signal(t, syscall.SIGTERM)
+		p.expectNotify(t, "STOPPING=1")
+		line := p.waitLog(t, "drain window over")
+		if got := logValue(line, "waiting"); got != "1" && got != "2" {
+			// 2: idle had not turned idle yet; it is closed when it does.
+			t.Errorf("log %q: waiting=%s, want the new connection (and at most idle)", line, got)
+		}
+		idle.expectEOF(t)
+		late.expectOpen(t)
+		expectLastAnswer(t, late)
+		if got := p.wait(t); got != 0 {
+			t.Errorf("exit status: got %d, want 0", got)
+		}
+		if got := p.log.lines("closed connections that sent no request"); len(got) != 0 {
+			t.Errorf("log: %q", got)
+		}
+	})
+}
+
+// expectLastAnswer sends a request on c, expects a whole 200 response
+// with Connection: close, then the server's close.
+func expectLastAnswer(t *testing.T, c *conn) {
+	t.Helper()
+	resp, body, err := c.do("GET", "/")
+	if err != nil {
+		t.Fatalf("request sent during the drain: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "pid=") {
+		t.Errorf("got %d %q, want 200 and hello's answer", resp.StatusCode, body)
+	}
+	if !resp.Close {
+		t.Error("response during the drain without Connection: close")
+	}
+	c.expectEOF(t)
+}
+
+// TestDrainSilentConnection checks the drain's bound on a connection that
+// never delivers a request: hello closes it when -shutdown-timeout runs
+// out after the window, and exits 0, since it read no request to fail.
+func TestDrainSilentConnection(t *testing.T) {
+	tests := []struct {
+		name string
+		sent string // before the drain; never completed
+	}{
+		{"nothing sent", ""},
+		{"part of a header", "GET / HTTP/1.1\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, f := listenTCP(t)
+			p := start(t, spec{files: []passed{{"http", f}}, args: []string{"-drain", "0", "-shutdown-timeout", "100ms"}})
+			p.expectNotify(t, "READY=1")
+			c := mustDial(t, ln.Addr().String())
+			if _, err := io.WriteString(c, tt.sent); err != nil {
+				t.Fatal(err)
+			}
+			waitAccepted(t, ln.Addr().(*net.TCPAddr), c.LocalAddr().(*net.TCPAddr))
+			p.signal(t, syscall.SIGTERM)
+			p.expectNotify(t, "STOPPING=1")
+			c.expectEOFOrReset(t)
+			if got := p.wait(t); got != 0 {
+				t.Errorf("exit status: got %d, want 0", got)
+			}
+			if got := p.log.lines("closed connections that sent no request", "count=1"); len(got) != 1 {
+				t.Errorf("log: got %q, want 1 line", got)
+			}
+		})
+	}
+}
+
+// TestShutdownTimeout checks the bound on a request in flight: when the
+// wait after the window runs out with a handler still serving a request,
+// finish cuts the connection and returns errCut (hello then exits 1). It
+// runs the server in this process, with a handler that holds the request.
 func TestShutdownTimeout(t *testing.T) {
-	ln, f := listenTCP(t)
-	p := start(t, spec{files: []passed{{"http", f}}, args: []string{"-drain", "0", "-shutdown-timeout", "1ms"}})
-	p.expectNotify(t, "READY=1")
-	c := mustDial(t, ln.Addr().String())
-	// A new connection without a complete request: Shutdown waits for it
-	// (for 5s, or until ReadHeaderTimeout), once hello has accepted it.
-	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\n"); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitAccepted(t, ln.Addr().(*net.TCPAddr), c.LocalAddr().(*net.TCPAddr))
-	p.signal(t, syscall.SIGTERM)
-	p.expectNotify(t, "STOPPING=1")
-	if got := p.wait(t); got != exitError {
-		t.Errorf("exit status: got %d, want %d", got, exitError)
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	hold := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		close(entered)
+		<-release
+	})
+	s := newServer([]namedListener{{"http", ln}}, hold, slog.New(slog.DiscardHandler))
+	s.start()
+	c := mustDial(t, ln.Addr().String())
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: hello\r\n\r\n"); err != nil {
+		t.Fatal(err)
 	}
-	p.log.waitLines(t, 1, "shutdown did not finish")
+	select {
+	case <-entered:
+	case <-time.After(waitLimit):
+		t.Fatalf("handler not called within %v", waitLimit)
+	}
+	s.stopAccepting()
+	s.drainWindow(0)
+	if closed, left := s.closeIdleConns(); closed != 0 || left != 1 {
+		t.Errorf("closeIdleConns: got %d closed, %d left; want 0, 1", closed, left)
+	}
+	unused, err := s.finish(time.Millisecond)
+	if !errors.Is(err, errCut) {
+		t.Errorf("finish: got error %v, want errCut", err)
+	}
+	if unused != 0 {
+		t.Errorf("finish: got %d unused connections, want 0", unused)
+	}
 	c.expectEOFOrReset(t)
 }
 

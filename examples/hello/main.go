@@ -19,7 +19,7 @@ import (
 // Exit statuses.
 const (
 	exitOK    = 0 // drained cleanly, or -h
-	exitError = 1 // nothing to serve on, serving failed, or Shutdown ran out of time
+	exitError = 1 // nothing to serve on, serving failed, or a request was cut at -shutdown-timeout
 	exitUsage = 2 // bad flags
 )
 
@@ -88,7 +88,13 @@ func run(args []string, stderr io.Writer) int {
 		log.Warn("cannot report stopping", "err", err)
 	}
 	srv.drainWindow(cfg.drain)
-	if err := srv.shutdown(cfg.shutdownTimeout); err != nil {
+	closed, left := srv.closeIdleConns()
+	log.Info("drain window over", "idle_closed", closed, "waiting", left)
+	unused, err := srv.finish(cfg.shutdownTimeout)
+	if unused > 0 {
+		log.Info("closed connections that sent no request", "count", unused, "timeout", cfg.shutdownTimeout)
+	}
+	if err != nil {
 		log.Error("shutdown did not finish; connections cut", "err", err, "timeout", cfg.shutdownTimeout)
 		return exitError
 	}
@@ -114,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	names := fs.String("names", "http", `comma-separated names of the socket-activated listeners to serve; "*" = all`)
 	fs.StringVar(&cfg.listen, "listen", "", "TCP `address` to listen on when no listener was passed (running bare)")
 	fs.DurationVar(&cfg.drain, "drain", time.Second, "how long to keep serving open connections, with Connection: close, after accepting stops")
-	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait after the drain window for requests in flight")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait after the drain window for requests in flight and for first requests still to come")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hello [flags]\n\n"+
 			"hello is baton's reference worker: an HTTP server that answers with its pid and\n"+

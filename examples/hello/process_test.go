@@ -254,6 +254,29 @@ func (b *logBuffer) waitLines(t *testing.T, n int, subs ...string) []string {
 	}
 }
 
+// waitLog waits until hello logs a line that contains all of subs and
+// returns it. It fails if hello exits first.
+func (p *process) waitLog(t *testing.T, subs ...string) string {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		if found := p.log.lines(subs...); len(found) > 0 {
+			return found[0]
+		}
+		select {
+		case <-p.log.written:
+		case <-p.exited:
+			// Wait has copied all of stderr: the log is complete.
+			if found := p.log.lines(subs...); len(found) > 0 {
+				return found[0]
+			}
+			t.Fatalf("hello exited (%v) without logging %q", p.cmd.ProcessState, subs)
+		case <-deadline:
+			t.Fatalf("no log line with %q within %v", subs, waitLimit)
+		}
+	}
+}
+
 func containsAll(s string, subs []string) bool {
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {

@@ -3,7 +3,7 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,30 +46,52 @@ func closeWhenDraining(draining *atomic.Bool, next http.Handler) http.Handler {
 	})
 }
 
+// readHeaderTimeout is how long a connection has to deliver the header of
+// a request, counted from when hello starts reading it: for a connection's
+// first request, from accept. net/http closes the connection when it runs
+// out. It bounds how long a connection that sends nothing can keep a
+// draining hello waiting (see server.finish).
+const readHeaderTimeout = 10 * time.Second
+
+// errCut is returned by finish when it had to close a connection whose
+// request a handler was still serving.
+var errCut = errors.New("requests in flight were cut")
+
 // server serves one handler on several listeners and drains in the order
-// the package doc gives.
+// the package doc gives. It does not use http.Server.Shutdown: Shutdown
+// discards a request it reads after it began, and takes a connection that
+// has not delivered its first request for idle once that connection is 5s
+// old (Go issue 22682), so it closes connections whose request is late.
 type server struct {
 	http      *http.Server
 	listeners []namedListener
 	serving   sync.WaitGroup // one per Serve loop
 	draining  atomic.Bool    // set by stopAccepting, read by every request
-	open      atomic.Int64   // connections open (ConnState)
-	closed    chan struct{}  // cap 1: poked when open drops to 0
 	// failed receives the error of a Serve loop that stopped before
 	// stopAccepting. It has room for one per listener.
 	failed chan error
+
+	mu sync.Mutex
+	// conns holds every open connection, in its state: StateNew (accepted,
+	// the header of its first request not all read yet), StateActive (a
+	// request's header is read: the request is being served) or StateIdle
+	// (kept alive after a response).
+	conns     map[net.Conn]http.ConnState
+	closeIdle bool          // set by closeIdleConns: idle connections are closed
+	gone      chan struct{} // cap 1: poked when a connection leaves conns
 }
 
 // newServer returns a server for h on listeners; it takes ownership of them.
 func newServer(listeners []namedListener, h http.Handler, log *slog.Logger) *server {
 	s := &server{
 		listeners: listeners,
-		closed:    make(chan struct{}, 1),
 		failed:    make(chan error, len(listeners)),
+		conns:     make(map[net.Conn]http.ConnState),
+		gone:      make(chan struct{}, 1),
 	}
 	s.http = &http.Server{
 		Handler:           closeWhenDraining(&s.draining, h),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ConnState:         s.connState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -77,20 +99,32 @@ func newServer(listeners []namedListener, h http.Handler, log *slog.Logger) *ser
 	return s
 }
 
-// connState counts open connections, so that the drain window can end as
-// soon as none is left.
-func (s *server) connState(_ net.Conn, state http.ConnState) {
+// connState keeps conns up to date. Once closeIdleConns has run, it closes
+// a connection as soon as it turns idle; net/http then reports it closed.
+func (s *server) connState(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch state {
-	case http.StateNew:
-		s.open.Add(1)
 	case http.StateClosed, http.StateHijacked:
-		if s.open.Add(-1) == 0 {
-			select {
-			case s.closed <- struct{}{}:
-			default: // already poked
-			}
+		delete(s.conns, c)
+		select {
+		case s.gone <- struct{}{}:
+		default: // already poked
+		}
+		return
+	case http.StateIdle:
+		if s.closeIdle {
+			c.Close()
 		}
 	}
+	s.conns[c] = state
+}
+
+// open returns how many connections are open.
+func (s *server) open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 // start starts one Serve loop per listener.
@@ -122,26 +156,68 @@ func (s *server) stopAccepting() {
 // next response) for at most d, and returns early when none is left.
 // Call it after stopAccepting, so that the count can only go down.
 func (s *server) drainWindow(d time.Duration) {
-	window := time.NewTimer(d)
-	defer window.Stop()
-	for s.open.Load() > 0 {
-		select {
-		case <-window.C:
-			return
-		case <-s.closed:
-		}
-	}
+	s.waitClosed(d)
 }
 
-// shutdown closes the connections still idle and waits, up to timeout, for
-// the requests in flight. If the timeout runs out it cuts every connection
-// and returns the context's error.
-func (s *server) shutdown(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := s.http.Shutdown(ctx); err != nil {
-		s.http.Close()
-		return err
+// closeIdleConns closes every idle keep-alive connection (one that has
+// answered a request and waits for the next), now and, from now on, as
+// soon as one turns idle. It leaves the others open: a new connection
+// (StateNew) has a request on its way, and an active one is serving one;
+// each closes after its response, which says Connection: close. It
+// returns how many connections it closed and how many it left open.
+func (s *server) closeIdleConns() (closed, left int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeIdle = true
+	for c, state := range s.conns {
+		if state == http.StateIdle {
+			c.Close()
+			closed++
+		}
 	}
-	return nil
+	return closed, len(s.conns) - closed
+}
+
+// finish waits, up to timeout, for the connections closeIdleConns left
+// open: for requests in flight, and for the first request of each new
+// connection, answered when it arrives. It returns early when none is
+// left. When timeout runs out it closes every connection still open and
+// returns how many of those had not delivered a request, which loses
+// nothing, and errCut if a request in flight was cut.
+func (s *server) finish(timeout time.Duration) (unused int, err error) {
+	if s.waitClosed(timeout) {
+		return 0, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cut := 0
+	for c, state := range s.conns {
+		c.Close()
+		switch state {
+		case http.StateNew:
+			unused++
+		case http.StateActive:
+			cut++
+		} // StateIdle: closeIdleConns or connState closed it already
+	}
+	if cut > 0 {
+		return unused, fmt.Errorf("%d connections: %w", cut, errCut)
+	}
+	return unused, nil
+}
+
+// waitClosed waits until no connection is open, or d has passed, and says
+// whether none is open. Call it after stopAccepting, so that the count
+// can only go down.
+func (s *server) waitClosed(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for s.open() > 0 {
+		select {
+		case <-timer.C:
+			return false
+		case <-s.gone:
+		}
+	}
+	return true
 }
