@@ -16,6 +16,17 @@
 // over an inherited socketpair; N starts its workers and reports ready; O then commits
 // (retires its workers and exits) or, if N fails, rolls back.
 //
+// # State machine
+//
+// A master is always in one role: starting, serving, upgrading, soaking, committing,
+// handing-over, rolling-back (an old master's upgrade), joining, awaiting-commit (a new
+// master before its commit), stopping, exited. Every outside happening is an event (a
+// signal, a worker's exit, a notify datagram, a timer, a control request, a message from
+// the other master, a config read off the loop, systemd's answer to a hand-over), and
+// Master.handle alone decides what it means in the current role; Master.become is the only
+// place a role changes, along the arrows of STATES.md. Everything the master does to the
+// world goes through the system interface, so the machine is tested without processes.
+//
 // # Invariants
 //
 //   - Every master is a direct child of the service manager (or of whatever started the
@@ -23,8 +34,13 @@
 //   - At most one upgrade is in flight; at most one generation is not ready.
 //   - The old master stays in charge (pid file, and under systemd MainPID) until the upgrade
 //     is committed; a new master that exits or is not ready in time changes nothing.
-//   - One goroutine, Master.Run's loop, owns all state; every other goroutine only posts
-//     events to it.
+//   - One goroutine, Master.Run's loop, owns all state; every other goroutine (timers
+//     included) only posts events to it, and nothing on the loop waits on a peer: config
+//     parsing, the hand-over's barrier and control replies run elsewhere.
+//   - A worker is a process group: stop signals and SIGKILL go to the group, and a worker
+//     is reaped only once its group is empty (or killed), so its id never names anyone else.
+//   - After MAINPID= names the new master, the old one never signals it.
+//   - A commit either completes or is rolled back; nothing leaves both generations waiting.
 //   - Every file descriptor has one owner. A worker holds its standard streams and the
 //     listeners meant for it, nothing else.
 //   - A bad config on SIGHUP keeps the old workers serving; new workers replace old ones
