@@ -1,0 +1,68 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Faults of the master's transitions (issue 8), each on real processes. Each failed on
+// fe3cc34.
+
+// TestReadyStartedUpgradeCommits: with ready = "started" a new master is ready as soon as
+// its workers run, so an upgrade commits instead of timing out and rolling back.
+func TestReadyStartedUpgradeCommits(t *testing.T) {
+	s := newService(t)
+	master := s.run(s.workerConfig("never-ready", 2, `ready = "started"
+
+[upgrade]
+timeout = "20s"
+soak = "100ms"
+`))
+	s.signal(master, syscall.SIGUSR2)
+	s.waitLog(`msg="upgrade committed; the old master exits"`, 1)
+	if n := len(lines(s.log(), `msg="upgrade rolled back`)); n != 0 {
+		t.Fatalf("the upgrade rolled back")
+	}
+	waitFor(t, 10*time.Second, func() bool { return !alive(master) }, "the old master to exit")
+}
+
+// TestShellWrappedWorkerStops: a worker that is a shell running the server as its child
+// (no exec) stops whole: the stop signal reaches the server too, and nothing is left when
+// the master has stopped.
+func TestShellWrappedWorkerStops(t *testing.T) {
+	s := newService(t)
+	cfg := s.workerConfig("never-ready", 2, `ready = "started"`)
+	cfg = strings.Replace(cfg, fmt.Sprintf("command = [%q]", bin.self),
+		fmt.Sprintf("command = [\"/bin/sh\", \"-c\", %q]", bin.self+"; true"), 1)
+	master := s.run(cfg)
+	waitFor(t, 10*time.Second, func() bool {
+		for _, w := range workersOf(master) {
+			if len(childrenOf(w)) == 0 {
+				return false
+			}
+		}
+		return len(workersOf(master)) == 2
+	}, "each shell to start its server")
+	s.signal(master, syscall.SIGQUIT)
+	s.waitExit(20 * time.Second) // the reaper exits only when nothing it adopted is left
+}
+
+// TestHUPDuringCommit: a HUP to the old master while its workers drain for the commit (what
+// the v254 units' `systemctl reload` does) does not cancel the commit.
+func TestHUPDuringCommit(t *testing.T) {
+	s := newService(t)
+	cfg := strings.Replace(s.helloConfig(2, ""), `"-drain", "100ms"`, `"-drain", "2s"`, 1)
+	master := s.run(cfg + "\n[upgrade]\nsoak = \"100ms\"\n")
+	s.signal(master, syscall.SIGUSR2)
+	s.waitLog(`msg="committing the upgrade: old workers drain"`, 1)
+	s.signal(master, syscall.SIGHUP)
+	s.waitLog(`msg="reload refused: the upgrade is being committed`, 1)
+	s.waitLog(`msg="upgrade committed; the old master exits"`, 1)
+	waitFor(t, 10*time.Second, func() bool { return !alive(master) }, "the old master to exit")
+	s.waitGenerations(2)
+}
