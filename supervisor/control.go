@@ -80,8 +80,8 @@ func (m *Master) serveControl() {
 	m.controlLn = ln
 	m.log.Info("control socket", "address", m.control.Addr)
 	cfgPath := m.cfg.Path // fixed for the master's life
+	slots := m.controlSlots
 	go func() {
-		slots := make(chan struct{}, maxControlConns)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -101,6 +101,22 @@ func (m *Master) serveControl() {
 			}
 		}
 	}()
+}
+
+// controlFlush bounds how long an exiting master waits for the last replies (to `baton
+// stop --wait`, say) to be written.
+const controlFlush = 2 * time.Second
+
+// flushControl waits, up to controlFlush, until no control connection is being served.
+func (m *Master) flushControl() {
+	deadline := time.After(controlFlush)
+	for range maxControlConns {
+		select {
+		case m.controlSlots <- struct{}{}:
+		case <-deadline:
+			return
+		}
+	}
 }
 
 // maxControlConns bounds the control connections served at once.

@@ -73,6 +73,7 @@ type Master struct {
 	controlLn     net.Listener      // accepting on it, while this master is in charge
 	reloadWaiters []replyFunc       // control clients waiting for the reload in flight
 	stopWaiters   []replyFunc       // control clients waiting for this master to exit
+	controlSlots  chan struct{}     // one token per control connection being served
 
 	signalReload *finishedReload // a SIGHUP reload whose result no client took yet
 
@@ -111,6 +112,7 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 	m := &Master{
 		opts: opts, pid: os.Getpid(), gen: 1,
 		sigs: sigs, events: make(chan event, 64), done: make(chan struct{}),
+		controlSlots: make(chan struct{}, maxControlConns),
 	}
 	m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
 	m.wedgeOnUSR1 = os.Getenv("BATON_TEST_WEDGE") == "1"
@@ -341,6 +343,14 @@ func disarm(t *timer) {
 }
 
 func (m *Master) cleanup() {
+	// Answered first, written by their connections' goroutines before the process exits.
+	m.answerReload(nil, errors.New("the master exited"))
+	for _, reply := range m.stopWaiters {
+		reply(ControlReply{OK: true, Message: fmt.Sprintf("master pid %d stopped", m.pid)})
+	}
+	if m.up != nil {
+		m.up.answer(errors.New("the old master exited"))
+	}
 	close(m.done)
 	for _, p := range m.allPools() {
 		for _, w := range p.all() {
@@ -371,10 +381,6 @@ func (m *Master) cleanup() {
 	m.stopControl()
 	m.control.Close()
 	m.devNull.Close()
-	m.answerReload(nil, errors.New("the master exited"))
-	for _, reply := range m.stopWaiters {
-		reply(ControlReply{OK: true, Message: fmt.Sprintf("master pid %d stopped", m.pid)})
-	}
 	if m.cfg.PIDFile != "" {
 		m.sys.removePID(m.cfg.PIDFile, m.pid)
 		m.sys.removePID(m.cfg.PIDFile+OldbinSuffix, m.pid)
@@ -385,6 +391,7 @@ func (m *Master) cleanup() {
 	if osys, ok := m.sys.(*osSystem); ok {
 		osys.close()
 	}
+	m.flushControl()
 	m.log.Info("master exited", "code", m.exitCode)
 }
 
