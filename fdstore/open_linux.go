@@ -3,6 +3,7 @@
 package fdstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,9 @@ import (
 // the check and bind another process could take the path; bind then fails.
 // "@name" opens an abstract socket, which has no file.
 //
+// A host or service name in a tcp or udp address is looked up here, with
+// no deadline; specs from LookupSpecs have none left.
+//
 // Errors name the listener: `fdstore: listen "web" on tcp :80: ...`.
 // Invalid specs give the error of s.Validate. On error nothing is left open
 // and no socket file Open created is left behind.
@@ -64,11 +68,11 @@ func Open(s Spec) (*Listener, error) {
 }
 
 func openInet(s Spec) (int, error) {
-	host, port, err := splitHostPort(s.Network, s.Address)
+	host, port, err := splitHostPort(context.Background(), s.Network, s.Address)
 	if err != nil {
 		return -1, err
 	}
-	ip, err := listenIP(s.Network, host)
+	ip, err := listenIP(context.Background(), s.Network, host)
 	if err != nil {
 		return -1, err
 	}

@@ -42,6 +42,9 @@ import (
 // Resolve records in the reused listeners what it set on their socket
 // files: two calls must not share listeners at the same time.
 //
+// Matches and Open look up host and service names in specs, with no
+// deadline: give Resolve specs from LookupSpecs, and it looks nothing up.
+//
 // Renaming a listener in the config while keeping its address makes Open
 // fail with an address-in-use error: the listener under the old name still
 // holds the address until the caller closes it.
