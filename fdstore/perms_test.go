@@ -298,6 +298,41 @@ func TestPlanPermsSwappedAfterBind(t *testing.T) {
 	}
 }
 
+// Without sock_diag, a file that needs no change is fine; one that does
+// is refused with a clear error, and left as it is.
+func TestPermsWithoutSockDiag(t *testing.T) {
+	old := askBound
+	askBound = func(int) (uint32, uint64, error) {
+		return 0, 0, os.NewSyscallError("socket NETLINK_SOCK_DIAG", unix.EPROTONOSUPPORT)
+	}
+	t.Cleanup(func() { askBound = old })
+	dir := t.TempDir()
+
+	owned := Spec{Name: "x", Network: "unix", Address: filepath.Join(dir, "owned.sock"), Owner: "65534"}
+	if l, err := Open(owned); err == nil {
+		l.Close()
+		t.Errorf("Open with an owner and no sock_diag succeeded")
+	} else {
+		t.Log(err)
+	}
+	if _, err := os.Lstat(owned.Address); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file left behind (%v)", err)
+	}
+
+	s := Spec{Name: "admin", Network: "unix", Address: filepath.Join(dir, "admin.sock"), Mode: 0o600}
+	l := received(mustOpen(t, s)) // a mode alone needs no sock_diag
+	if _, _, err := Resolve([]Spec{s}, []*Listener{l}); err != nil {
+		t.Errorf("Resolve, nothing to change: %v", err)
+	}
+	s.Mode = 0o666
+	if _, _, err := Resolve([]Spec{s}, []*Listener{l}); err == nil || errors.Is(err, ErrNotBoundFile) {
+		t.Errorf("Resolve, mode to change: got %v, want the sock_diag error", err)
+	}
+	if _, perm, _, _ := statPerms(t, s.Address); perm != 0o600 {
+		t.Errorf("mode: got %v, want 0600 kept", perm)
+	}
+}
+
 // bindUnix makes the file with its mode, whatever the process umask, and
 // leaves the process umask alone.
 func TestBindUnixMode(t *testing.T) {
