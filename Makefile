@@ -37,6 +37,7 @@ FUZZ_TARGETS := \
 	./config:FuzzParse \
 	./sdnotify:FuzzParseState \
 	./fdstore:FuzzParseListenEnv ./fdstore:FuzzDecodeHeader ./fdstore:FuzzDecodeChunk \
+	./fdstore:FuzzLookupSpecs \
 	./logging:FuzzJournalEntry ./logging:FuzzPrefixedLine \
 	./examples/hello:FuzzParseNames
 

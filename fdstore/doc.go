@@ -18,6 +18,11 @@
 //     store; an Opened listener is baton's own and belongs in the store.
 //   - The package never removes a file that is not a socket, nor a socket
 //     that something still accepts on. It logs nothing.
+//   - It never chmods or chowns a unix socket file through its path, which
+//     a worker that can write the directory may have swapped for a symlink:
+//     only through an O_PATH fd checked to be the very file the listener's
+//     socket is bound to (see perms.go). A socket file is born with its
+//     mode.
 //
 // See sd_listen_fds(3), sd_pid_notify_with_fds(3) (FDSTORE=1, FDNAME=),
 // systemd.socket(5) (FileDescriptorName=) and unix(7) (SCM_RIGHTS).

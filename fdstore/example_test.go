@@ -3,7 +3,9 @@
 package fdstore_test
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/baton-supervisor/baton/fdstore"
 )
@@ -36,4 +38,28 @@ func ExampleResolve() {
 	// Output:
 	// use: web true
 	// unused: metrics
+}
+
+// The master looks the config's names up off its loop, with a deadline;
+// Resolve then looks nothing up.
+func ExampleLookupSpecs() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	specs := []fdstore.Spec{
+		{Name: "web", Network: "tcp", Address: "localhost:8080"},
+		{Name: "www", Network: "tcp", Address: ":http"},
+		{Name: "admin", Network: "unix", Address: "/run/web/admin.sock"},
+	}
+	specs, err := fdstore.LookupSpecs(ctx, specs)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, s := range specs {
+		fmt.Println(s.Name, s.Address)
+	}
+	// Output:
+	// web 127.0.0.1:8080
+	// www :80
+	// admin /run/web/admin.sock
 }

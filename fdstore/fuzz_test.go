@@ -2,6 +2,11 @@ package fdstore
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -82,6 +87,65 @@ func FuzzDecodeChunk(f *testing.F) {
 		}
 		if back := encodeChunk(es); !bytes.Equal(back, frame) {
 			t.Fatalf("round trip: %x gave %+v, encoded %x", frame, es, back)
+		}
+	})
+}
+
+// FuzzLookupSpecs checks that a spec with a literal host (or none) and a
+// port number goes through LookupSpecs untouched and without a lookup, and
+// that whatever LookupSpecs returns is such a spec: given back to
+// LookupSpecs or to Matches, it is looked up no more (lookup → print →
+// lookup).
+func FuzzLookupSpecs(f *testing.F) {
+	f.Add(uint8(0), "127.0.0.1", "8080")   // tcp, literal: untouched
+	f.Add(uint8(2), "::1", "0")            // tcp6
+	f.Add(uint8(0), "", "80")              // the wildcard
+	f.Add(uint8(3), "fe80::1%eth0", "53")  // udp, a zone
+	f.Add(uint8(0), "::ffff:10.0.0.1", "") // mapped, empty port
+	f.Add(uint8(0), "localhost", "http")   // both looked up
+	f.Add(uint8(2), "dual", "443")         // tcp6 picks the IPv6 address
+	f.Add(uint8(1), "v6only", "80")        // tcp4: no IPv4 address
+	f.Add(uint8(0), "127.1", "80")         // not a literal for netip: a name
+	f.Add(uint8(0), "10.0.0.1", "65536")   // port out of range
+	f.Add(uint8(0), "10.0.0.1", "+80")     // a sign: not a number, a service name
+	networks := []string{"tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"}
+	f.Fuzz(func(t *testing.T, n uint8, host, port string) {
+		r := &fakeResolver{
+			hosts: map[string][]netip.Addr{
+				"localhost": {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+				"dual":      {netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("192.0.2.1")},
+				"v6only":    {netip.MustParseAddr("2001:db8::1")},
+			},
+			services: map[string]int{"http": 80},
+		}
+		old := resolver
+		resolver = r
+		defer func() { resolver = old }()
+
+		s := Spec{Name: "x", Network: networks[int(n)%len(networks)], Address: net.JoinHostPort(host, port)}
+		got, err := LookupSpecs(context.Background(), []Spec{s})
+		if errors.Is(err, ErrInvalidSpec) {
+			return
+		}
+		_, hostErr := netip.ParseAddr(host)
+		_, portErr := strconv.ParseUint(port, 10, 16)
+		if (host == "" || hostErr == nil) && (port == "" || portErr == nil) {
+			if err != nil || got[0] != s || len(r.calls) != 0 {
+				t.Fatalf("literal %+v: got %+v, %v, lookups %q", s, got, err, r.calls)
+			}
+		}
+		if err != nil {
+			return
+		}
+		r.calls = nil
+		again, err := LookupSpecs(context.Background(), got)
+		if err != nil || again[0] != got[0] || len(r.calls) != 0 {
+			t.Fatalf("%+v gave %+v, which gave %+v, %v, lookups %q", s, got[0], again, err, r.calls)
+		}
+		(&Listener{Name: "x", Network: "tcp", Addr: "127.0.0.1:80"}).Matches(got[0])
+		(&Listener{Name: "x", Network: "udp", Addr: "[::1]:80"}).Matches(got[0])
+		if len(r.calls) != 0 {
+			t.Fatalf("Matches(%+v) looked up %q", got[0], r.calls)
 		}
 	})
 }

@@ -20,6 +20,10 @@ var (
 	// ErrNotSocket: a unix socket path is taken by a file that is not a
 	// socket. Open never removes such a file.
 	ErrNotSocket = errors.New("file in the way is not a socket, not removing it")
+	// ErrNotBoundFile: the path of a unix socket no longer holds the file
+	// the listener's socket is bound to (something replaced it: a symlink,
+	// a regular file, another socket). Its mode and owner are not changed.
+	ErrNotBoundFile = errors.New("not the socket file the listener is bound to")
 )
 
 // Source says where a Listener came from, and so who else holds its socket.
@@ -66,6 +70,10 @@ type Listener struct {
 	// inet or unix socket (the FD store may hold anything).
 	Network string
 	Addr    string
+
+	// sock is what Open and Resolve know of a unix socket's file: which
+	// file it is, what mode and owner they set on it.
+	sock sockFile
 }
 
 // Close closes l.File. It returns nil for a nil Listener or File, and the

@@ -3,6 +3,7 @@
 package fdstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -27,10 +28,15 @@ import (
 // accepts on (connect gets ECONNREFUSED) is removed; a live one gives an
 // error wrapping syscall.EADDRINUSE; anything that is not a socket gives an
 // error wrapping ErrNotSocket and is never removed. The socket is then
-// bound, chowned and chmoded per s, and only then listens, so nobody can
-// connect before the permissions are set. Between the check and bind
-// another process could take the path; bind then fails. "@name" opens an
-// abstract socket, which has no file.
+// bound, its file born with s.Mode, chowned per s through an fd checked to
+// be that very file (never through the path: see perms.go), and only then
+// listens, so nobody can connect before the permissions are set. If the
+// file was replaced in between, Open fails with ErrNotBoundFile. Between
+// the check and bind another process could take the path; bind then fails.
+// "@name" opens an abstract socket, which has no file.
+//
+// A host or service name in a tcp or udp address is looked up here, with
+// no deadline; specs from LookupSpecs have none left.
 //
 // Errors name the listener: `fdstore: listen "web" on tcp :80: ...`.
 // Invalid specs give the error of s.Validate. On error nothing is left open
@@ -40,31 +46,33 @@ func Open(s Spec) (*Listener, error) {
 		return nil, err
 	}
 	var fd int
+	var sf sockFile
 	var err error
 	if s.Network == "unix" {
-		fd, err = openUnix(s)
+		fd, err = openUnix(s, &sf)
 	} else {
 		fd, err = openInet(s)
 	}
 	if err == nil {
 		var l *Listener
 		if l, err = wrap(s.Name, Opened, fd); err == nil {
+			l.sock = sf
 			return l, nil
 		}
 		unix.Close(fd)
 		if s.Network == "unix" && !strings.HasPrefix(s.Address, "@") {
-			os.Remove(s.Address)
+			removeSocketFile(s.Address)
 		}
 	}
 	return nil, fmt.Errorf("fdstore: listen %q on %s %s: %w", s.Name, s.Network, s.Address, err)
 }
 
 func openInet(s Spec) (int, error) {
-	host, port, err := splitHostPort(s.Network, s.Address)
+	host, port, err := splitHostPort(context.Background(), s.Network, s.Address)
 	if err != nil {
 		return -1, err
 	}
-	ip, err := listenIP(s.Network, host)
+	ip, err := listenIP(context.Background(), s.Network, host)
 	if err != nil {
 		return -1, err
 	}
@@ -130,7 +138,7 @@ func setupInet(fd, family, sotype int, sa unix.Sockaddr, v6only bool, backlog in
 	return nil
 }
 
-func openUnix(s Spec) (int, error) {
+func openUnix(s Spec, sf *sockFile) (int, error) {
 	if !strings.HasPrefix(s.Address, "@") {
 		if err := clearStale(s.Address); err != nil {
 			return -1, err
@@ -140,30 +148,38 @@ func openUnix(s Spec) (int, error) {
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
-	if err := setupUnix(fd, s); err != nil {
+	if err := setupUnix(fd, s, sf); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
 }
 
-// setupUnix binds a fresh unix socket, sets the permissions of its file
-// and listens. If it fails after bind, it removes the file bind made.
-func setupUnix(fd int, s Spec) error {
+// setupUnix binds a fresh unix socket, sets the mode and owner of its file
+// (see perms.go) and listens. If it fails after bind, it removes the file
+// bind made.
+func setupUnix(fd int, s Spec, sf *sockFile) error {
 	path := s.Address
-	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-		return os.NewSyscallError("bind", err)
-	}
-	abstract := strings.HasPrefix(path, "@")
-	if !abstract {
-		if err := applyPerms(path, s); err != nil {
-			os.Remove(path)
+	if strings.HasPrefix(path, "@") {
+		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+			return os.NewSyscallError("bind", err)
+		}
+	} else {
+		if err := bindUnix(fd, path, s.Mode); err != nil {
+			return err
+		}
+		c, err := planPerms(fd, s, sf)
+		if err == nil && c != nil {
+			err = c.apply()
+		}
+		if err != nil {
+			removeSocketFile(path)
 			return err
 		}
 	}
 	if err := unix.Listen(fd, listenBacklog(s.Backlog)); err != nil {
-		if !abstract {
-			os.Remove(path)
+		if !strings.HasPrefix(path, "@") {
+			removeSocketFile(path)
 		}
 		return os.NewSyscallError("listen", err)
 	}

@@ -298,3 +298,27 @@ func skipWithoutIPv6(t *testing.T) {
 	}
 	l.Close()
 }
+
+// Open and Resolve given literal specs look nothing up.
+func TestOpenResolveLiteralNoLookup(t *testing.T) {
+	r := &fakeResolver{}
+	useResolver(t, r)
+	l := mustOpen(t, Spec{Name: "web", Network: "tcp", Address: "127.0.0.1:0"})
+	mustOpen(t, Spec{Name: "any", Network: "tcp4", Address: ":0"})
+	mustOpen(t, Spec{Name: "dns", Network: "udp", Address: "127.0.0.1:0"})
+	specs := []Spec{
+		{Name: "web", Network: "tcp", Address: l.Addr},
+		{Name: "new", Network: "tcp", Address: "127.0.0.1:0"},
+	}
+	use, unused, err := Resolve(specs, []*Listener{l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if use[0] != l || len(unused) != 0 {
+		t.Errorf("use %v, unused %v: want the listener reused", use, unused)
+	}
+	use[1].Close()
+	if len(r.calls) != 0 {
+		t.Errorf("lookups: %q", r.calls)
+	}
+}

@@ -27,3 +27,12 @@ func Send(conn *net.UnixConn, ls []*Listener) error {
 func Receive(conn *net.UnixConn) ([]*Listener, error) {
 	return nil, fmt.Errorf("fdstore: receive: %w", errors.ErrUnsupported)
 }
+
+type permChange struct{}
+
+func (l *Listener) reusePerms(s Spec) (*permChange, error) {
+	return nil, fmt.Errorf("fdstore: set the mode of %s: %w", s.Address, errors.ErrUnsupported)
+}
+
+func (c *permChange) apply() error { return errors.ErrUnsupported }
+func (c *permChange) close()       {}
