@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,5 +65,24 @@ func TestHUPDuringCommit(t *testing.T) {
 	s.waitLog(`msg="reload refused: the upgrade is being committed`, 1)
 	s.waitLog(`msg="upgrade committed; the old master exits"`, 1)
 	waitFor(t, 10*time.Second, func() bool { return !alive(master) }, "the old master to exit")
+	s.waitGenerations(2)
+}
+
+// TestUpgradeAfterWorkingDirRemoved: the directory baton was started from is deleted; an
+// upgrade still starts the new binary (it failed with "no such file or directory" for the
+// binary, which was there: the working directory was not).
+func TestUpgradeAfterWorkingDirRemoved(t *testing.T) {
+	s := newService(t)
+	s.cwd = t.TempDir()
+	cfg := strings.Replace(s.helloConfig(2, "\n[upgrade]\nsoak = \"100ms\"\n"), `pidfile = "baton.pid"`, fmt.Sprintf("pidfile = %q", s.path("baton.pid")), 1)
+	s.writeConfig(cfg)
+	s.start("run", "-c", s.path("baton.toml"))
+	s.waitLog(`msg="workers ready"`, 1)
+	master := s.pid("baton.pid")
+	if err := os.Remove(s.cwd); err != nil {
+		t.Fatal(err)
+	}
+	s.signal(master, syscall.SIGUSR2)
+	s.waitLog(`msg="upgrade committed; the old master exits"`, 1)
 	s.waitGenerations(2)
 }

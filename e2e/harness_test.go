@@ -176,6 +176,7 @@ type service struct {
 	logPath string
 	reaper  *exec.Cmd
 	reaped  chan struct{}
+	cwd     string // where baton starts; "" = dir (then argv[0] is relative to it)
 }
 
 // newService prepares a directory with a sbin/baton symlink to a copy of baton v1 in bin/,
@@ -285,8 +286,15 @@ func (s *service) start(args ...string) {
 		s.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin.self, append([]string{"./sbin/baton"}, args...)...)
+	argv0 := "./sbin/baton"
+	if s.cwd != "" {
+		argv0 = s.path("sbin/baton")
+	}
+	cmd := exec.Command(bin.self, append([]string{argv0}, args...)...)
 	cmd.Dir = s.dir
+	if s.cwd != "" {
+		cmd.Dir = s.cwd
+	}
 	// GORACE: under -race this test binary, re-executed as the reaper and as test workers,
 	// would sleep a second at every exit.
 	cmd.Env = append(os.Environ(), "BATON_E2E_HELPER=reaper", "GORACE=atexit_sleep_ms=0")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
+	"github.com/baton-supervisor/baton/fdstore"
 	"github.com/baton-supervisor/baton/sdnotify"
 )
 
@@ -65,6 +66,7 @@ type oldMasterGone struct{ p *parent }
 type configLoaded struct {
 	seq   int
 	cfg   *config.Config
+	specs []fdstore.Spec // cfg's listeners, host names looked up
 	err   error
 	stamp string // configStamp of the file before it was read
 }

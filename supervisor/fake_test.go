@@ -130,7 +130,7 @@ func (s *fakeSystem) loadConfig(seq int) {
 	s.loads = append(s.loads, seq)
 }
 
-func (s *fakeSystem) resolve(cfg *config.Config, have []*fdstore.Listener) ([]*fdstore.Listener, []*fdstore.Listener, error) {
+func (s *fakeSystem) resolve(specs []fdstore.Spec, have []*fdstore.Listener) ([]*fdstore.Listener, []*fdstore.Listener, error) {
 	return have, nil, nil
 }
 

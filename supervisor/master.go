@@ -178,16 +178,14 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		}
 	}
 	m.log.Info("master starting", "version", opts.Version, "exe", opts.Exe)
-	if m.cfg, err = opts.Load(); err != nil {
-		return nil, err
-	}
-	if err = Precheck(m.cfg); err != nil {
+	var ss []fdstore.Spec
+	if m.cfg, ss, err = loadConfig(opts.Load); err != nil {
 		return nil, err
 	}
 	if m.control, inherited, err = openControl(m.cfg.ControlPath(), inherited); err != nil {
 		return nil, err
 	}
-	use, unused, err := fdstore.Resolve(specs(m.cfg), inherited)
+	use, unused, err := fdstore.Resolve(ss, inherited)
 	if err != nil {
 		return nil, err
 	}

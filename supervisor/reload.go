@@ -66,7 +66,11 @@ func (m *Master) onConfigLoaded(ev configLoaded) {
 		m.reloadFailed(r, "bad config: "+ev.err.Error())
 		return
 	}
-	use, unused, err := m.sys.resolve(ev.cfg, m.listeners)
+	ss := ev.specs
+	if ss == nil {
+		ss = specs(ev.cfg)
+	}
+	use, unused, err := m.sys.resolve(ss, m.listeners)
 	if err != nil {
 		m.reload = nil
 		m.reloadFailed(r, err.Error())

@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
 )
 
@@ -49,12 +48,12 @@ type system interface {
 	// (BARRIER=1); the outcome is posted as handOverDone.
 	handOver(up *upgrade)
 
-	// loadConfig reads the configuration off the loop; the result is posted as
-	// configLoaded{seq}.
+	// loadConfig reads the configuration, and looks up the listeners' host names, off the
+	// loop; the result is posted as configLoaded{seq}.
 	loadConfig(seq int)
-	// resolve merges the listeners a config asks for with the ones the master has
-	// (fdstore.Resolve).
-	resolve(cfg *config.Config, have []*fdstore.Listener) (use, unused []*fdstore.Listener, err error)
+	// resolve merges the listeners specs ask for (looked up already: no name lookups)
+	// with the ones the master has (fdstore.Resolve).
+	resolve(specs []fdstore.Spec, have []*fdstore.Listener) (use, unused []*fdstore.Listener, err error)
 
 	// The pid file (pidfile.go).
 	writePID(path string, pid int) error

@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -366,16 +367,34 @@ func (s *osSystem) loadConfig(seq int) {
 	path := m.cfg.Path
 	go func() {
 		stamp := configStamp(path)
-		cfg, err := m.opts.Load()
-		if err == nil {
-			err = Precheck(cfg)
-		}
-		m.post(configLoaded{seq: seq, cfg: cfg, err: err, stamp: stamp})
+		cfg, specs, err := loadConfig(m.opts.Load)
+		m.post(configLoaded{seq: seq, cfg: cfg, specs: specs, err: err, stamp: stamp})
 	}()
 }
 
-func (s *osSystem) resolve(cfg *config.Config, have []*fdstore.Listener) ([]*fdstore.Listener, []*fdstore.Listener, error) {
-	return fdstore.Resolve(specs(cfg), have)
+// lookupTimeout bounds the name lookups of a config's listeners.
+const lookupTimeout = 10 * time.Second
+
+// loadConfig reads and checks a configuration, and looks up its listeners' host names.
+func loadConfig(load func() (*config.Config, error)) (*config.Config, []fdstore.Spec, error) {
+	cfg, err := load()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := Precheck(cfg); err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	ss, err := fdstore.LookupSpecs(ctx, specs(cfg))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, ss, nil
+}
+
+func (s *osSystem) resolve(specs []fdstore.Spec, have []*fdstore.Listener) ([]*fdstore.Listener, []*fdstore.Listener, error) {
+	return fdstore.Resolve(specs, have)
 }
 
 func (s *osSystem) writePID(path string, pid int) error   { return WritePIDFile(path, pid) }
