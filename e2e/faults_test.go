@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -59,6 +62,18 @@ func TestHUPDuringCommit(t *testing.T) {
 	s := newService(t)
 	cfg := strings.Replace(s.helloConfig(2, ""), `"-drain", "100ms"`, `"-drain", "2s"`, 1)
 	master := s.run(cfg + "\n[upgrade]\nsoak = \"100ms\"\n")
+	// Idle keep-alive connections on the old workers keep them draining for the window.
+	for range 8 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.signal(master, syscall.SIGUSR2)
 	s.waitLog(`msg="committing the upgrade: old workers drain"`, 1)
 	s.signal(master, syscall.SIGHUP)
