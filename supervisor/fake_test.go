@@ -111,6 +111,8 @@ func (s *fakeSystem) signalNewMaster(up *upgrade, sig syscall.Signal) {
 	s.did("signal N %s", signalName(sig))
 }
 
+func (s *fakeSystem) releaseNewMaster(up *upgrade) { s.did("release N %d", up.pid) }
+
 func (s *fakeSystem) notify(files []*os.File, state ...string) error {
 	if !s.m.inCharge() {
 		s.bugs = append(s.bugs, "notify while not in charge: "+strings.Join(state, " "))

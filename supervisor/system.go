@@ -40,6 +40,8 @@ type system interface {
 	startNewMaster(hello handoffMsg, ls []*fdstore.Listener) (*upgrade, error)
 	// signalNewMaster signals the new master through its pidfd.
 	signalNewMaster(up *upgrade, sig syscall.Signal)
+	// releaseNewMaster lets go of an exited new master (its pidfd).
+	releaseNewMaster(up *upgrade)
 
 	// notify sends one datagram to systemd (with files, over SCM_RIGHTS). Callers check
 	// that this master is in charge.

@@ -295,8 +295,7 @@ func (s *osSystem) watchNewMaster(up *upgrade, readDone chan struct{}) {
 	case <-readDone:
 	case <-time.After(time.Second): // a child of N holds the socket open
 	}
-	unix.Close(up.pidfd)
-	s.m.post(newMasterExited{up})
+	s.m.post(newMasterExited{up}) // the loop closes the pidfd (releaseNewMaster)
 }
 
 // readNewMaster posts N's messages.
@@ -314,7 +313,16 @@ func (s *osSystem) readNewMaster(up *upgrade, conn *net.UnixConn, done chan stru
 // signalNewMaster sends sig to N through its pidfd: no pid-reuse race. The loop does not
 // call it once N's exit was posted (the pidfd is closed then).
 func (s *osSystem) signalNewMaster(up *upgrade, sig syscall.Signal) {
-	unix.PidfdSendSignal(up.pidfd, sig, nil, 0)
+	if up.pidfd >= 0 {
+		unix.PidfdSendSignal(up.pidfd, sig, nil, 0)
+	}
+}
+
+func (s *osSystem) releaseNewMaster(up *upgrade) {
+	if up.pidfd >= 0 {
+		unix.Close(up.pidfd)
+		up.pidfd = -1
+	}
 }
 
 func (s *osSystem) notify(files []*os.File, state ...string) error {

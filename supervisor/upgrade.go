@@ -256,6 +256,7 @@ func (m *Master) onNewMasterExit(up *upgrade) {
 	disarm(up.kill)
 	up.timer, up.kill = nil, nil
 	up.link.close()
+	m.sys.releaseNewMaster(up)
 	if m.up != up {
 		return
 	}
