@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,4 +101,50 @@ func TestUpgradeAfterWorkingDirRemoved(t *testing.T) {
 	s.signal(master, syscall.SIGUSR2)
 	s.waitLog(`msg="upgrade committed; the old master exits"`, 1)
 	s.waitGenerations(2)
+}
+
+// TestWorkerOfDeadMasterGetsStopSignal: a worker whose master died gets its stop_signal
+// (it drains), not SIGTERM whatever the config says.
+func TestWorkerOfDeadMasterGetsStopSignal(t *testing.T) {
+	s := newService(t)
+	master := s.run(s.workerConfig("record-stop", 1, `stop_signal = "INT"`))
+	w := s.waitWorkers(master, 1)[0]
+	s.signal(master, syscall.SIGKILL)
+	file := s.path(fmt.Sprintf("stop-%d", w))
+	waitFor(t, 10*time.Second, func() bool { _, err := os.Stat(file); return err == nil }, "worker %d to record its stop signal", w)
+	if b, _ := os.ReadFile(file); string(b) != "interrupt" {
+		t.Errorf("worker of a dead master got %q, want interrupt (its stop_signal)", b)
+	}
+}
+
+// TestUpgradeTimeoutLeavesNothing: a new master whose workers never get ready and ignore
+// their stop signal is stopped at the upgrade timeout, workers included: only the old
+// master and its workers are left.
+func TestUpgradeTimeoutLeavesNothing(t *testing.T) {
+	s := newService(t)
+	master := s.run(s.helloConfig(2, "\n[upgrade]\ntimeout = \"1s\"\n"))
+	old := s.waitWorkers(master, 2)
+	s.writeConfig(s.workerConfig("stubborn", 2, "\n[upgrade]\ntimeout = \"1s\"\n"))
+	stop := s.load(4)
+	s.signal(master, syscall.SIGUSR2)
+	s.waitLog(`msg="upgrade rolled back`, 1)
+	want := append([]int{master}, old...)
+	waitFor(t, 20*time.Second, func() bool {
+		var left []int
+		for _, p := range childrenOf(s.reaper.Process.Pid) {
+			if alive(p) {
+				left = append(left, p)
+			}
+		}
+		for _, p := range workersOf(master) {
+			left = append(left, p)
+		}
+		slices.Sort(left)
+		w := slices.Clone(want)
+		slices.Sort(w)
+		return slices.Equal(left, w)
+	}, "only the old master and its workers %v to be left", want)
+	if n, errs := stop(); len(errs) > 0 {
+		t.Errorf("%d of %d requests failed: %v", len(errs), n, errs[0])
+	}
 }

@@ -20,6 +20,9 @@ import (
 //	ignore-term  says READY=1, then ignores every stop signal
 //	fds          writes its open fds to $TESTWORKER_DIR/fds-<pid>, says READY=1, exits 0 on TERM
 //	never-ready  says nothing and waits for TERM
+//	stubborn     says nothing and ignores every stop signal
+//	record-stop  says READY=1, and on a stop signal writes its name to
+//	             $TESTWORKER_DIR/stop-<pid> and exits 0
 func testWorkerMain() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGINT)
@@ -34,6 +37,14 @@ func testWorkerMain() {
 		writeFDs()
 		ready()
 	case "never-ready":
+	case "stubborn":
+		signal.Ignore(syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGINT)
+		select {}
+	case "record-stop":
+		ready()
+		sig := <-stop
+		os.WriteFile(filepath.Join(os.Getenv("TESTWORKER_DIR"), fmt.Sprintf("stop-%d", os.Getpid())), []byte(sig.String()), 0o644)
+		os.Exit(0)
 	default:
 		fmt.Fprintln(os.Stderr, "testworker: unknown TESTWORKER")
 		os.Exit(2)
