@@ -35,6 +35,9 @@ func Load(path string) (*Config, error) {
 // command given on the command line may complete the file. Call Validate
 // after Overrides.Apply, or after Parse for `baton check`.
 //
+// Time and memory grow in proportion to len(data) (sorting worker.env adds
+// a log factor).
+//
 // On error Parse returns a nil *Config.
 func Parse(path string, data []byte) (*Config, error) {
 	abs := absPath(path)
@@ -258,6 +261,9 @@ func (d *decoder) env(key string, t *node) []string {
 	names := append([]string(nil), t.keys...)
 	sort.Strings(names)
 	var env []string // nil for {}, as when the key is absent
+	if len(names) > 0 {
+		env = make([]string, 0, len(names))
+	}
 	for _, k := range names {
 		v := t.fields[k]
 		ekey := key + "." + keyString([]string{k})
