@@ -21,6 +21,10 @@
 //     ControlPath reading $RUNTIME_DIRECTORY): users, groups, programs and
 //     socket paths are checked when they are used.
 //     The package logs nothing.
+//   - Load refuses a file over MaxFileSize, 1 MiB ("FILE: too large (N
+//     bytes, limit 1048576)"), and reads no more of it than that. Parse
+//     takes time and memory in proportion to its input, however the TOML
+//     is shaped.
 //
 // The reference for every key is default.toml (see Example). The file format
 // is TOML: https://toml.io/en/v1.0.0. Socket names reach workers as

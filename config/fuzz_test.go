@@ -7,9 +7,11 @@ import (
 	"testing"
 )
 
-// FuzzParse checks that Parse never panics, that every error it returns is
-// an *Error naming the file and a line inside it, and that a config which
-// parses and validates survives Encode and Parse unchanged.
+// FuzzParse checks that Parse never panics, that it takes exactly the TOML
+// go-toml takes and reports the rest in go-toml's words at go-toml's line,
+// that every error it returns is an *Error naming the file and a line inside
+// it, and that a config which parses and validates survives Encode and Parse
+// unchanged.
 func FuzzParse(f *testing.F) {
 	// The reference file, every key with a comment.
 	f.Add([]byte(Example()))
@@ -60,9 +62,15 @@ timeout = "1m"
 	// Table redefinition and array-of-tables conflicts.
 	f.Add([]byte("[[listen]]\n[listen.x]\ny = 1\n[worker]\n[worker]\n"))
 	f.Add([]byte("listen = []\n[[listen]]\n"))
+	// Tables made by headers, longer headers, dotted keys and inline tables:
+	// TOML's rules on what may define them again.
+	f.Add([]byte("[a.b]\n[a]\nc.d = 1\ne = {f.g = 1, h = [{i = 1}]}\n[[j]]\n[j.k]\n[[j]]\n[j.k]\n[a.c.l]\n"))
+	// Scalars the parser scans and go-toml decodes.
+	f.Add([]byte("a = [0x7fffffffffffffff, 9_223_372_036_854_775_808]\nb = 1979-02-29\nc = 1e400\n"))
 
 	const path = "/etc/baton/fuzz.toml"
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkTreeMatchesGoTOML(t, path, data)
 		c, err := Parse(path, data)
 		if err != nil {
 			checkErrors(t, err, data)

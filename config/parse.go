@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -9,20 +10,56 @@ import (
 	"github.com/pelletier/go-toml/v2/unstable"
 )
 
+// MaxFileSize is the size of the largest file Load reads: 1 MiB. Real
+// configurations are a few KiB (default.toml is 4). The limit bounds what a
+// file can make a reload cost: 1 MiB of the costliest TOML (an array of a
+// quarter of a million floats, or half a million one-digit integers) takes
+// Parse under a second of CPU and about 150 MB.
+const MaxFileSize = 1 << 20
+
 // Load reads the TOML file at path and parses it with Parse. A file that
 // cannot be read gives an *Error that wraps the *fs.PathError, so
-// errors.Is(err, fs.ErrNotExist) works.
+// errors.Is(err, fs.ErrNotExist) works. A file larger than MaxFileSize
+// gives "FILE: too large (N bytes, limit 1048576)"; Load reads none of it
+// (of a pipe or a device, which have no size, no more than the limit).
 func Load(path string) (*Config, error) {
 	abs := absPath(path)
-	data, err := os.ReadFile(path)
-	if err != nil {
+	data, size, err := readFile(path)
+	switch {
+	case err != nil:
 		msg := err.Error()
 		if pe, ok := err.(*os.PathError); ok {
 			msg = pe.Op + ": " + pe.Err.Error()
 		}
 		return nil, &Error{File: abs, Msg: msg, err: err}
+	case size < 0:
+		return nil, &Error{File: abs, Msg: fmt.Sprintf("too large (more than %d bytes, limit %d)", MaxFileSize, MaxFileSize)}
+	case size > MaxFileSize:
+		return nil, &Error{File: abs, Msg: fmt.Sprintf("too large (%d bytes, limit %d)", size, MaxFileSize)}
 	}
 	return Parse(path, data)
+}
+
+// readFile returns the contents of the file at path and their size, or only
+// the size when it is over MaxFileSize: -1 when the file is not a regular
+// one (a pipe, /dev/zero) and so gave more bytes than that.
+func readFile(path string) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxFileSize {
+		return nil, fi.Size(), nil
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(data) > MaxFileSize {
+		return nil, -1, nil
+	}
+	return data, int64(len(data)), nil
 }
 
 // Parse reads a configuration from data, TOML that came from the file path
@@ -34,6 +71,9 @@ func Load(path string) (*Config, error) {
 // everything Validate checks except that worker.command is set, because a
 // command given on the command line may complete the file. Call Validate
 // after Overrides.Apply, or after Parse for `baton check`.
+//
+// Time and memory grow in proportion to len(data) (sorting worker.env adds
+// a log factor). Parse does not limit len(data); Load does.
 //
 // On error Parse returns a nil *Config.
 func Parse(path string, data []byte) (*Config, error) {
@@ -258,6 +298,9 @@ func (d *decoder) env(key string, t *node) []string {
 	names := append([]string(nil), t.keys...)
 	sort.Strings(names)
 	var env []string // nil for {}, as when the key is absent
+	if len(names) > 0 {
+		env = make([]string, 0, len(names))
+	}
 	for _, k := range names {
 		v := t.fields[k]
 		ekey := key + "." + keyString([]string{k})

@@ -346,6 +346,51 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+func TestLoadTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	// A comment of exactly MaxFileSize bytes, then one byte more.
+	limit := []byte("#" + strings.Repeat("x", MaxFileSize-2) + "\n")
+	tests := []struct {
+		name string
+		data []byte
+		size int64  // if not 0: the file is data made this long by a hole
+		err  string // "" for no error
+	}{
+		{"at the limit", limit, 0, ""},
+		{"over the limit", append(limit, '\n'), 0, ": too large (1048577 bytes, limit 1048576)"},
+		{"far over the limit", limit, 1 << 40, ": too large (1099511627776 bytes, limit 1048576)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".toml")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tt.size != 0 {
+				if err := os.Truncate(path, tt.size); err != nil {
+					t.Skip(err) // a file system without sparse files
+				}
+			}
+			_, err := Load(path)
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tt.err != "" && (err == nil || err.Error() != path+tt.err):
+				t.Fatalf("Load: %v, want %q", err, path+tt.err)
+			}
+		})
+	}
+
+	// Neither a regular file nor of known size: read only as far as the limit.
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip(err)
+	}
+	_, err := Load("/dev/zero")
+	if want := "/dev/zero: too large (more than 1048576 bytes, limit 1048576)"; err == nil || err.Error() != want {
+		t.Errorf("Load(/dev/zero) = %v, want %q", err, want)
+	}
+}
+
 func TestExampleFile(t *testing.T) {
 	c, err := Parse("/usr/share/baton/default.toml", []byte(Example()))
 	if err != nil {

@@ -201,7 +201,7 @@ func (k *checker) worker(requireCommand bool) {
 }
 
 func (k *checker) env() {
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(k.c.Worker.Env))
 	for _, kv := range k.c.Worker.Env {
 		name, val, ok := strings.Cut(kv, "=")
 		key := "worker.env." + keyString([]string{name})
