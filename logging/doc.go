@@ -8,8 +8,13 @@
 //   - New decides once, from stderr alone: Journal when $JOURNAL_STREAM
 //     names stderr's device and inode and journald's socket exists, Text on
 //     a terminal, Prefixed otherwise. The choice never changes afterwards.
-//   - No line is lost: a line journald does not take (it is gone, or the
-//     send fails) is written to stderr in the Prefixed form instead.
+//   - Logging never blocks its caller: lines for stderr are written by a
+//     goroutine of the logger's, up to 1024 waiting; a line that finds them
+//     all waiting (the reader of a pipe is stopped or slow) is dropped and
+//     counted, and the count is logged once stderr takes lines again. Flush
+//     waits for the lines still waiting, before a program exits.
+//   - A line journald does not take (it is gone, the send fails or would
+//     block) is written to stderr in the Prefixed form instead.
 //   - Each line is one datagram (Journal) or one write(2) (Prefixed, Text):
 //     lines from concurrent goroutines never interleave, and lines up to
 //     PIPE_BUF bytes never interleave with the workers' on a shared pipe.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -202,6 +203,9 @@ func tempStderr(t *testing.T) (*os.File, func() string) {
 	t.Cleanup(func() { f.Close() })
 	return f, func() string {
 		t.Helper()
+		if !Flush(10 * time.Second) {
+			t.Fatal("log lines not written in 10s")
+		}
 		b, err := os.ReadFile(f.Name())
 		if err != nil {
 			t.Fatal(err)

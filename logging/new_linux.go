@@ -3,6 +3,7 @@
 package logging
 
 import (
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -42,18 +43,28 @@ func New(stderr *os.File, level slog.Leveler) (*slog.Logger, Mode) {
 
 func newHandler(stderr *os.File, level slog.Leveler, o options) (slog.Handler, Mode) {
 	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: o.replaceAttr}
+	out := newAsyncWriter(stderr) // never blocks the caller on a slow or stopped reader
+	h, mode := handlerFor(stderr, out, level, hopts, o)
+	report := slog.New(h)
+	out.report = func(n int64) {
+		report.Warn("log lines dropped: the log output did not take them in time", "count", n)
+	}
+	return h, mode
+}
+
+func handlerFor(stderr *os.File, out io.Writer, level slog.Leveler, hopts *slog.HandlerOptions, o options) (slog.Handler, Mode) {
 	if isJournalStream(stderr, os.Getenv("JOURNAL_STREAM")) {
-		prefixed := NewPrefixedHandler(stderr, hopts)
-		out, err := openSender(o.socket)
+		prefixed := NewPrefixedHandler(out, hopts)
+		sender, err := openSender(o.socket)
 		if err != nil {
 			return prefixed, Prefixed
 		}
-		return newJournalHandler(out, level, prefixed), Journal
+		return newJournalHandler(sender, level, prefixed), Journal
 	}
 	if isTerminal(stderr) {
-		return slog.NewTextHandler(stderr, hopts), Text
+		return slog.NewTextHandler(out, hopts), Text
 	}
-	return NewPrefixedHandler(stderr, hopts), Prefixed
+	return NewPrefixedHandler(out, hopts), Prefixed
 }
 
 // isJournalStream reports whether stream, the value of $JOURNAL_STREAM,

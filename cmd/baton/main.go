@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/logging"
@@ -173,6 +174,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	log, mode := logging.New(os.Stderr, f.logLevel)
+	defer logging.Flush(2 * time.Second) // the last lines, before the process exits
 	log.Debug("log output chosen", "log_output", mode.String())
 	exe, err := supervisor.Executable(os.Args[0])
 	if err != nil {
