@@ -62,6 +62,14 @@ type oldMasterMsg struct {
 // oldMasterGone: the old master's end of the hand-over socket closed (new master's side).
 type oldMasterGone struct{ p *parent }
 
+// becameMain: systemd names this new master, whose old master died before the commit, its
+// main process (err nil), or did not within a bound; mainPID is its answer.
+type becameMain struct {
+	p       *parent
+	mainPID int
+	err     error
+}
+
 // configLoaded: a configuration read off the loop for a reload (seq names the reload).
 type configLoaded struct {
 	seq   int
@@ -89,6 +97,7 @@ func (newMasterExited) eventName() string { return "new-master-exited" }
 func (oldMasterMsg) eventName() string    { return "old-master-message" }
 func (oldMasterGone) eventName() string   { return "old-master-gone" }
 func (configLoaded) eventName() string    { return "config-loaded" }
+func (becameMain) eventName() string      { return "became-main" }
 func (handOverDone) eventName() string    { return "hand-over-done" }
 
 // timerKind says what a timer is for; its target is in the timer.

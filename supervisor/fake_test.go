@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,7 @@ type fakeSystem struct {
 	pidfile map[string]int
 	loads   []int      // config loads in flight (reload seq)
 	hands   []*upgrade // hand-overs in flight
+	waits   []*parent  // waits for systemd to make a new master main
 	failNew bool       // startNewMaster fails
 	badCfg  bool       // loads return an error
 	mainPID int        // the last MAINPID= sent
@@ -127,6 +129,11 @@ func (s *fakeSystem) handOver(up *upgrade) {
 	s.hands = append(s.hands, up)
 }
 
+func (s *fakeSystem) waitMain(p *parent) {
+	s.did("wait main")
+	s.waits = append(s.waits, p)
+}
+
 func (s *fakeSystem) loadConfig(seq int) {
 	s.did("load config %d", seq)
 	s.loads = append(s.loads, seq)
@@ -201,6 +208,7 @@ func testMaster(t testing.TB, joining, under bool, edit func(*config.Config)) (*
 	if under {
 		m.sd = new(sdnotify.Notifier) // never used: the fake system speaks for it
 		m.watchdog = 10 * time.Second
+		m.opts.WaitMainPID = func(context.Context, int) (int, error) { panic("the fake system waits") }
 	}
 	if joining {
 		m.role, m.gen, m.pid = roleJoining, 2, 200

@@ -86,6 +86,7 @@ func (l connLink) close()                    { l.conn.Close() }
 type parent struct {
 	link link
 	conn *net.UnixConn // osSystem's; nil in tests
+	gone bool          // the old master went away without a commit
 }
 
 // joinOldMaster is N's side of the handshake: it takes the socket named by fdEnv, reads
@@ -143,10 +144,31 @@ func (m *Master) onOldMasterMsg(p *parent, msg handoffMsg) {
 	}
 }
 
+// onOldMasterGone: the old master went away without committing (it died, or was killed).
+// Under systemd, the units' PIDFile= names this master, and systemd makes it main when it
+// reaps the old one; until then systemd refuses what this master would say, so it waits
+// for that (off the loop) before it takes charge.
 func (m *Master) onOldMasterGone(p *parent) {
-	if m.parent == p {
-		m.takeCharge(false)
+	if m.parent != p || p.gone {
+		return
 	}
+	p.gone = true
+	if m.sd == nil || m.opts.WaitMainPID == nil || m.role == roleStopping {
+		m.takeCharge(false)
+		return
+	}
+	m.log.Warn("the old master went away before it committed the upgrade; waiting for systemd to make this master main")
+	m.sys.waitMain(p)
+}
+
+func (m *Master) onBecameMain(ev becameMain) {
+	if m.parent != ev.p {
+		return
+	}
+	if ev.err != nil {
+		m.log.Error("systemd did not make this master main; taking charge all the same", "main_pid", ev.mainPID, "err", ev.err)
+	}
+	m.takeCharge(false)
 }
 
 // takeCharge is a new master becoming the service's main process, when the old master
@@ -159,7 +181,7 @@ func (m *Master) takeCharge(committed bool) {
 	if committed {
 		m.log.Info("upgrade committed: this master is in charge")
 	} else {
-		m.log.Warn("the old master went away before it committed the upgrade; this master is in charge")
+		m.log.Warn("the old master went away before it committed the upgrade; this master is in charge", "event", "took-charge")
 	}
 	switch m.role {
 	case roleAwaitingCommit:

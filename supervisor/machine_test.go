@@ -100,6 +100,13 @@ var eventKinds = []struct {
 	}},
 	{"old-commit", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "commit"}}) }},
 	{"old-gone", func(m *Master, s *fakeSystem) { m.handle(oldMasterGone{parentOr(m)}) }},
+	{"old-gone-main", func(m *Master, s *fakeSystem) {
+		m.handle(oldMasterGone{parentOr(m)})
+		for _, p := range s.waits {
+			m.handle(becameMain{p: p, mainPID: m.pid})
+		}
+		s.waits = nil
+	}},
 	{"config-ok", func(m *Master, s *fakeSystem) {
 		for _, seq := range s.loads {
 			m.handle(configLoaded{seq: seq, cfg: m.cfg, stamp: "1"})
@@ -176,10 +183,10 @@ var wantRole = map[role]map[string]role{
 	},
 	roleJoining: {
 		"ready": roleAwaitingCommit, "crash": roleStopping, "QUIT": roleStopping, "TERM": roleStopping,
-		"old-commit": roleStarting, "old-gone": roleStarting, "ctl-stop": roleStopping,
+		"old-commit": roleStarting, "old-gone-main": roleStarting, "ctl-stop": roleStopping,
 	},
 	roleAwaitingCommit: {
-		"old-commit": roleServing, "old-gone": roleServing, "QUIT": roleStopping, "TERM": roleStopping,
+		"old-commit": roleServing, "old-gone-main": roleServing, "QUIT": roleStopping, "TERM": roleStopping,
 		"ctl-stop": roleStopping,
 	},
 	roleStopping: {
@@ -394,12 +401,19 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		}
 		return "new-" + k
 	case n == 7 && m.parent != nil:
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(3) {
+		case 0:
 			m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "commit"}})
 			return "old-commit"
+		case 1:
+			m.handle(oldMasterGone{m.parent})
+			return "old-gone"
 		}
-		m.handle(oldMasterGone{m.parent})
-		return "old-gone"
+		for _, p := range s.waits {
+			m.handle(becameMain{p: p, mainPID: m.pid})
+		}
+		s.waits = nil
+		return "became-main"
 	case n == 8:
 		verb := []string{"reload", "upgrade", "rollback", "stop", "status"}[rng.IntN(5)]
 		m.handle(controlEvent{req: ControlRequest{Verb: verb, Wait: rng.IntN(2) == 0}, reply: func(ControlReply) {}})
@@ -597,6 +611,21 @@ func TestStartTimeoutSendsStopSignalFirst(t *testing.T) {
 	m.handle(workerExit{w: w, status: exitStatus{known: true, signal: syscall.SIGKILL}})
 	if m.current.restart[0] == nil {
 		t.Fatalf("a worker killed at its start timeout is not restarted")
+	}
+}
+
+// TestOldMasterDiesBeforeCommit: under systemd the new master waits until systemd makes it
+// main (the units' PIDFile=) before it says anything to systemd.
+func TestOldMasterDiesBeforeCommit(t *testing.T) {
+	m, s := reach(t, roleAwaitingCommit)
+	n := len(s.effects)
+	m.handle(oldMasterGone{m.parent})
+	if m.role != roleAwaitingCommit || hasEffect(s, n, "notify") || len(s.waits) != 1 {
+		t.Fatalf("role %s, effects %q: want a wait for systemd, nothing said", m.role, s.effects[n:])
+	}
+	m.handle(becameMain{p: s.waits[0], mainPID: m.pid})
+	if m.role != roleServing || !hasEffect(s, n, "notify READY=1") {
+		t.Fatalf("role %s, effects %q", m.role, s.effects[n:])
 	}
 }
 

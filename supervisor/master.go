@@ -3,6 +3,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,11 @@ type Options struct {
 	// err: it cannot tell). Optional; called off the loop, only when a hand-over could not
 	// be confirmed.
 	SystemdMainPID func(pid int) (int, error)
+	// WaitMainPID waits until systemd names pid the main process of its unit, or ctx ends;
+	// it returns the last main pid seen. Optional; called off the loop, by a new master
+	// whose old master died before the commit (the units' PIDFile= names it: systemd makes
+	// it main when it reaps the old master).
+	WaitMainPID func(ctx context.Context, pid int) (int, error)
 }
 
 // fastStopGrace is how long a fast stop waits after SIGTERM before SIGKILL, as nginx does.
@@ -292,6 +298,8 @@ func (m *Master) handle(ev event) {
 		m.onOldMasterMsg(ev.p, ev.msg)
 	case oldMasterGone:
 		m.onOldMasterGone(ev.p)
+	case becameMain:
+		m.onBecameMain(ev)
 	case configLoaded:
 		m.onConfigLoaded(ev)
 	case handOverDone:

@@ -50,6 +50,10 @@ type system interface {
 	// (BARRIER=1); the outcome is posted as handOverDone.
 	handOver(up *upgrade)
 
+	// waitMain waits, off the loop, until systemd takes this master for the service's
+	// main process (or a bound passes); the outcome is posted as becameMain{p}.
+	waitMain(p *parent)
+
 	// loadConfig reads the configuration, and looks up the listeners' host names, off the
 	// loop; the result is posted as configLoaded{seq}.
 	loadConfig(seq int)

@@ -370,6 +370,20 @@ func (s *osSystem) handOver(up *upgrade) {
 	}()
 }
 
+// mainWait bounds how long a new master whose old master died waits for systemd to make
+// it main (measured: 11-105 ms, labtest TestKillOldMasterBeforeCommit).
+const mainWait = 5 * time.Second
+
+func (s *osSystem) waitMain(p *parent) {
+	m := s.m
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), mainWait)
+		defer cancel()
+		main, err := m.opts.WaitMainPID(ctx, m.pid)
+		m.post(becameMain{p: p, mainPID: main, err: err})
+	}()
+}
+
 func (s *osSystem) loadConfig(seq int) {
 	m := s.m
 	path := m.cfg.Path

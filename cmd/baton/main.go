@@ -188,6 +188,7 @@ func run(args []string, stderr io.Writer) int {
 		Version:        version,
 		SystemdVersion: systemdVersion,
 		SystemdMainPID: systemdMainPID,
+		WaitMainPID:    waitMain,
 	}, sigs)
 	if err != nil {
 		var cerr *config.Error

@@ -58,6 +58,15 @@ func systemdConn(ctx context.Context) (*dbus.Conn, error) {
 func systemdMainPID(pid int) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	return waitMainPID(ctx, pid, 0)
+}
+
+// waitMainPID asks systemd for the MainPID of the unit pid runs in, until it is want (or
+// at once, want 0), polling every 20 ms until ctx ends; it returns the last MainPID seen. A
+// new master whose old master died before the commit waits so: systemd makes it main when
+// it reaps the old master and reads the unit's PIDFile= (units/README.md, "kill -9 of the
+// old master").
+func waitMainPID(ctx context.Context, pid, want int) (int, error) {
 	conn, err := systemdConn(ctx)
 	if err != nil {
 		return 0, err
@@ -67,13 +76,27 @@ func systemdMainPID(pid int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	p, err := conn.GetServicePropertyContext(ctx, unit, "MainPID")
-	if err != nil {
-		return 0, err
+	last := 0
+	for {
+		p, err := conn.GetServicePropertyContext(ctx, unit, "MainPID")
+		if err != nil {
+			return last, fmt.Errorf("%s MainPID: %w", unit, err)
+		}
+		v, ok := p.Value.Value().(uint32)
+		if !ok {
+			return last, fmt.Errorf("%s MainPID: unexpected %s", unit, p.Value)
+		}
+		last = int(v)
+		if want == 0 || last == want {
+			return last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("%s: MainPID is %d, not %d: %w", unit, last, want, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	v, ok := p.Value.Value().(uint32)
-	if !ok {
-		return 0, fmt.Errorf("MainPID of %s: unexpected %s", unit, p.Value)
-	}
-	return int(v), nil
 }
+
+// waitMain is Options.WaitMainPID: until systemd names pid its unit's main process.
+func waitMain(ctx context.Context, pid int) (int, error) { return waitMainPID(ctx, pid, pid) }
