@@ -84,9 +84,10 @@ func (l connLink) close()                    { l.conn.Close() }
 
 // parent is a new master's link to the old master, until commit.
 type parent struct {
-	link link
-	conn *net.UnixConn // osSystem's; nil in tests
-	gone bool          // the old master went away without a commit
+	link   link
+	conn   *net.UnixConn // osSystem's; nil in tests
+	gone   bool          // the old master went away without a commit
+	goneAt time.Time
 }
 
 // joinOldMaster is N's side of the handshake: it takes the socket named by fdEnv, reads
@@ -152,7 +153,7 @@ func (m *Master) onOldMasterGone(p *parent) {
 	if m.parent != p || p.gone {
 		return
 	}
-	p.gone = true
+	p.gone, p.goneAt = true, m.sys.now()
 	if m.sd == nil || m.opts.WaitMainPID == nil || m.role == roleStopping {
 		m.takeCharge(false)
 		return
@@ -166,7 +167,9 @@ func (m *Master) onBecameMain(ev becameMain) {
 		return
 	}
 	if ev.err != nil {
-		m.log.Error("systemd did not make this master main; taking charge all the same", "main_pid", ev.mainPID, "err", ev.err)
+		m.log.Error("the old master went away before it committed the upgrade, and systemd did not make this master its main process: it will stop the service (is the unit's PIDFile= this master's pid file?)", "main_pid", ev.mainPID, "err", ev.err)
+	} else {
+		m.log.Info("systemd made this master its main process", "took", m.sys.now().Sub(ev.p.goneAt).Round(time.Millisecond))
 	}
 	m.takeCharge(false)
 }
