@@ -26,7 +26,7 @@ func faultCases() []faultCase {
 
 // withKeepAlive is c with keep-alive clients instead of a new connection per request.
 func withKeepAlive(c faultCase) faultCase {
-	c.name += "/keep-alive"
+	c.name += "-keep-alive"
 	c.load = keepAlive
 	c.fast = false
 	return c
@@ -50,9 +50,9 @@ func keepAliveVariants(cs []faultCase, names ...string) []faultCase {
 
 // Why a case may fail requests.
 const (
-	whyKilled = "SIGKILL cuts the requests in flight on the killed workers, and each client has " +
-		"at most one request in flight (on a keep-alive connection, its next request finds the " +
-		"connection reset): at most one failure per client"
+	whyKilled = "SIGKILL cuts the requests in flight on a killed worker, and each client has at " +
+		"most one request in flight there (on a keep-alive connection, its next request finds " +
+		"the connection reset): at most one failure per client and killed worker"
 	whyStopped = "when the last holder of the listening socket closes it, the connections the " +
 		"kernel had queued and no worker accepted are reset: at most one per client (refused " +
 		"connections after the stop are not counted)"
@@ -103,7 +103,8 @@ func masterFaults() []faultCase {
 				}},
 		)
 	}
-	return append(cs, kill9Serving)
+	cs = append(cs, kill9Serving)
+	return append(cs, keepAliveVariants(cs, "kill9-new-soaking", "stop-new-committing")...)
 }
 
 // toStep starts an upgrade of the first master and brings it to step:
@@ -162,13 +163,11 @@ var kill9Serving = faultCase{name: "kill9-master-serving", kind: "master",
 
 // stormCases: signal storms and the nginx dance.
 func stormCases() []faultCase {
-	return []faultCase{
+	cs := []faultCase{
 		{name: "usr2-storm", kind: "storm", fast: true, conf: conf{soak: "1h"}, end: end{gen: 2},
 			steps: func(f *fault) {
 				o := f.first
-				for f.lines(`msg="USR2 ignored: an upgrade is already in flight"`, o) < 5 {
-					syscall.Kill(o, syscall.SIGUSR2)
-				}
+				f.storm(o, syscall.SIGUSR2, `msg="USR2 ignored: an upgrade is already in flight"`, 5)
 				n := f.newMaster(o)
 				f.ready(o, n)
 				if got := f.lines(`msg="upgrade started"`, o); got != 1 {
@@ -180,8 +179,9 @@ func stormCases() []faultCase {
 		{name: "hup-storm", kind: "storm", end: end{gen: 1},
 			steps: func(f *fault) {
 				o := f.first
-				for len(f.reloads(o)) < 10 {
-					syscall.Kill(o, syscall.SIGHUP)
+				f.storm(o, syscall.SIGHUP, `msg="reload (complete|failed|refused)`, 10)
+				if n := f.lines(`msg="reload (failed|refused)`, o); n != 0 {
+					f.t.Errorf("%d reloads failed", n)
 				}
 			}},
 		{name: "hup-usr2-interleaved", kind: "storm",
@@ -211,9 +211,7 @@ func stormCases() []faultCase {
 		{name: "hup-old-during-soak", kind: "storm", conf: conf{soak: "1h"}, end: end{gen: 2},
 			steps: func(f *fault) {
 				o, n, _ := f.toStep("soaking")
-				for f.lines(`msg="reload refused: an upgrade is in flight`, o) < 5 {
-					syscall.Kill(o, syscall.SIGHUP)
-				}
+				f.storm(o, syscall.SIGHUP, `msg="reload refused: an upgrade is in flight`, 5)
 				f.pidFiles(n, o)
 				f.signal(o, syscall.SIGQUIT)
 				f.gone(o)
@@ -298,6 +296,7 @@ func stormCases() []faultCase {
 				f.wait(`msg="upgrade rolled back`, o)
 			}},
 	}
+	return append(cs, keepAliveVariants(cs, "hup-storm", "nginx-manual-commit", "nginx-manual-rollback")...)
 }
 
 // workerCases: misbehaving workers, in a reload or an upgrade, beside the reference
@@ -371,16 +370,16 @@ func workerCases() []faultCase {
 				f.signal(n, syscall.SIGQUIT)
 				f.wait(`msg="upgrade rolled back`, o)
 			}},
-		reload("ignore-stop-signal", conf{}, faultCase{conf: ignoreStop, end: end{gen: 1, failed: clients, why: whyKilled},
+		reload("ignore-stop-signal", conf{}, faultCase{conf: ignoreStop, end: end{gen: 1, failed: 2 * clients, why: whyKilled},
 			steps: func(f *fault) { f.waitLog(`msg="worker did not stop in time; killing it"`, 2) }}),
-		upgrade("ignore-stop-signal", conf{}, faultCase{conf: ignoreStop, end: end{gen: 2, failed: clients, why: whyKilled},
+		upgrade("ignore-stop-signal", conf{}, faultCase{conf: ignoreStop, end: end{gen: 2, failed: 2 * clients, why: whyKilled},
 			steps: func(f *fault) {
 				f.waitLog(`msg="worker did not stop in time; killing it"`, 2)
 				f.gone(f.first)
 			}}),
 		reload("ignore-term-not-serving", conf{}, faultCase{conf: conf{mode: "ignore-term", slot: 2, stopTimeout: "1s"}, end: end{gen: 1},
 			steps: func(f *fault) { f.waitLog(`msg="worker did not stop in time; killing it"`, 1) }}),
-		reload("stop-signal-kill", conf{}, faultCase{conf: conf{stopSignal: "KILL"}, end: end{gen: 1, failed: clients, why: whyKilled}}),
+		reload("stop-signal-kill", conf{}, faultCase{conf: conf{stopSignal: "KILL"}, end: end{gen: 1, failed: 2 * clients, why: whyKilled}}),
 		{name: "worker-kill9-mid-request", kind: "worker", end: end{gen: 1, failed: clients, why: whyKilled},
 			steps: func(f *fault) {
 				w := workersOf(f.first)[0]
@@ -719,11 +718,21 @@ func nofileCases() []faultCase {
 	return []faultCase{
 		{name: "nofile-reload", kind: "fds", fast: true, end: end{gen: 1},
 			steps: func(f *fault) {
-				restore := squeeze(f)
-				if l := f.hup(f.first); !strings.Contains(l, "reload failed") || !strings.Contains(l, "too many open files") {
-					f.t.Errorf("reload without fds: %s", l)
+				// With 0, 1, 2... fds to spare, until one is enough: each reload fails with
+				// the reason, or completes.
+				fds, _ := fdsOf(f.first)
+				old := setNofile(f.t, f.first, uint64(len(fds)))
+				for spare := 0; ; spare++ {
+					setNofile(f.t, f.first, uint64(len(fds)+spare))
+					l := f.hup(f.first)
+					if strings.Contains(l, "reload complete") {
+						break
+					}
+					if !strings.Contains(l, "too many open files") || spare == 20 {
+						f.t.Fatalf("reload with %d fds to spare: %s", spare, l)
+					}
 				}
-				restore()
+				setNofile(f.t, f.first, old)
 				if l := f.hup(f.first); !strings.Contains(l, "reload complete") {
 					f.t.Errorf("reload with fds again: %s", l)
 				}
@@ -742,11 +751,18 @@ func nofileCases() []faultCase {
 		{name: "nofile-upgrade", kind: "fds", end: end{gen: 2},
 			steps: func(f *fault) {
 				o := f.first
-				restore := squeeze(f)
-				f.signal(o, syscall.SIGUSR2)
-				f.wait(`msg="upgrade failed; this master stays in charge"`, o, "too many open files")
-				f.pidFiles(o, 0)
-				restore()
+				fds, _ := fdsOf(o)
+				old := setNofile(f.t, o, uint64(len(fds)))
+				for spare := 0; spare < 4; spare++ { // every step of the start of an upgrade fails in turn
+					setNofile(f.t, o, uint64(len(fds)+spare))
+					n := f.lines(`msg="upgrade failed; this master stays in charge"`, o)
+					f.signal(o, syscall.SIGUSR2)
+					waitFor(f.t, 20*time.Second, func() bool {
+						return f.lines(`msg="upgrade failed; this master stays in charge".*too many open files`, o) > n
+					}, "the upgrade with %d fds to spare to fail", spare)
+					f.pidFiles(o, 0)
+				}
+				setNofile(f.t, o, old)
 				n := f.usr2(o)
 				f.ready(o, n)
 				f.gone(o)

@@ -671,3 +671,16 @@ func setNofile(t *testing.T, pid int, n uint64) uint64 {
 	}
 	return old.Cur
 }
+
+// storm sends sig to pid again and again, as fast as it can, until the master has logged
+// msg n times.
+func (f *fault) storm(pid int, sig syscall.Signal, msg string, n int) {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f.lines(msg, pid) < n {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%d did not log %q %d times under a storm of %v", pid, msg, n, sig)
+		}
+		syscall.Kill(pid, sig)
+	}
+}
