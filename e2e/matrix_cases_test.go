@@ -613,6 +613,7 @@ func pidFileCases() []faultCase {
 				f.wait(`msg="upgrade rolled back`, o)
 				f.gone(n)
 				untouched()
+				f.isSymlink("baton.pid.oldbin") // not baton's: left alone
 			}},
 		{name: "pidfile-symlink-pid-upgrade", kind: "pidfile", end: end{gen: 2},
 			steps: func(f *fault) {
@@ -641,7 +642,16 @@ func pidFileCases() []faultCase {
 				f.signal(f.first, syscall.SIGQUIT)
 				f.waitExit(30 * time.Second)
 				untouched()
+				f.isSymlink("baton.pid") // not baton's: left alone
 			}},
+	}
+}
+
+// isSymlink checks that name in the service directory is (still) a symlink.
+func (f *fault) isSymlink(name string) {
+	f.t.Helper()
+	if fi, err := os.Lstat(f.path(name)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		f.t.Errorf("%s is no longer the symlink planted there (%v)", name, err)
 	}
 }
 
