@@ -10,7 +10,7 @@ DEMO_ADDR ?= 127.0.0.1:8080
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test lint fuzz demo bench package integration clean
+.PHONY: all build test faults lint fuzz demo bench package integration clean
 
 all: build
 
@@ -24,6 +24,12 @@ build:
 # The test suite: formatting, vet, and every test with the race detector.
 test: lint
 	$(GO) test -race -count=1 ./...
+
+# The whole fault matrix (FAULTS.md; e2e/matrix_cases_test.go), every case under load, with
+# the race detector: about 70 s on 2 cores. `make test` runs its fast subset. Cases that
+# find a known bug are skipped; BATON_FAULTS_KNOWN=1 runs them too.
+faults:
+	BATON_FAULTS=all $(GO) test -race -count=1 -timeout 20m -run '^TestFaultMatrix$$' -v ./e2e/
 
 lint: build
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -86,6 +86,9 @@ func reaperMain() {
 		fmt.Fprintln(os.Stderr, "reaper:", err)
 		os.Exit(1)
 	}
+	// Nothing but the standard streams reaches baton, as under systemd: whatever the shell
+	// that ran `go test` left open is not the master's.
+	unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	go func() {
