@@ -58,9 +58,6 @@ const (
 		"connections after the stop are not counted)"
 )
 
-const staleOldbin = "after kill -9 of the old master the new one takes charge but leaves " +
-	"baton.pid.oldbin naming the dead old master"
-
 // masterFaults: kill -9, and SIGSTOP then SIGCONT, of the old master (O) and of the new
 // one (N), at each step of an upgrade.
 func masterFaults() []faultCase {
@@ -71,7 +68,7 @@ func masterFaults() []faultCase {
 			c.soak = "1h"
 		}
 		cs = append(cs,
-			faultCase{name: "kill9-old-" + step, kind: "master", conf: c, end: end{gen: 2}, knownBug: staleOldbin,
+			faultCase{name: "kill9-old-" + step, kind: "master", conf: c, end: end{gen: 2},
 				steps: func(f *fault) {
 					o, _, release := f.toStep(step)
 					f.kill9(o) // O's workers get their stop signal (PDEATHSIG) and drain
@@ -469,9 +466,6 @@ func notifyCases() []faultCase {
 	}
 }
 
-const replyLost = "a master that exits (commit, stop) does not write the reply to `baton upgrade|stop --wait` " +
-	"before the process ends: the client sees EOF and exits 3"
-
 // controlCases: abuse of the control socket, and its verbs under load.
 func controlCases() []faultCase {
 	return []faultCase{
@@ -551,7 +545,7 @@ func controlCases() []faultCase {
 					f.t.Errorf("refusals logged %d times, want once (rate-limited)", n)
 				}
 			}},
-		{name: "control-upgrade-wait", kind: "control", end: end{gen: 2}, knownBug: replyLost,
+		{name: "control-upgrade-wait", kind: "control", end: end{gen: 2},
 			steps: func(f *fault) {
 				out, code := f.baton("upgrade", "--socket", f.path("baton.sock"), "--wait")
 				if code != 0 || !strings.Contains(out, "upgrade committed") {
@@ -568,7 +562,7 @@ func controlCases() []faultCase {
 				}
 				f.gone(n)
 			}},
-		{name: "control-stop-during-upgrade", kind: "control", conf: conf{soak: "1h"}, knownBug: replyLost,
+		{name: "control-stop-during-upgrade", kind: "control", conf: conf{soak: "1h"},
 			end: end{stopped: true, failed: clients, why: whyStopped},
 			steps: func(f *fault) {
 				f.toStep("soaking")
@@ -713,9 +707,6 @@ func configCases() []faultCase {
 	}
 }
 
-const acceptDies = "an accept error on the control socket (EMFILE) ends the master's accept loop for good: " +
-	"once fds are back, every control client hangs until its own timeout"
-
 // nofileCases: the master's RLIMIT_NOFILE lowered to what it has open (prlimit), then a
 // reload, an upgrade, a control request: each fails with a clear error and loses nothing;
 // with the limit restored the same succeeds.
@@ -777,7 +768,7 @@ func nofileCases() []faultCase {
 				f.ready(o, n)
 				f.gone(o)
 			}},
-		{name: "nofile-control", kind: "fds", end: end{gen: 1}, knownBug: acceptDies,
+		{name: "nofile-control", kind: "fds", end: end{gen: 1},
 			steps: func(f *fault) {
 				restore := squeeze(f)
 				f.statusOf() // may fail: no fd to accept it with

@@ -82,14 +82,29 @@ func (m *Master) serveControl() {
 	cfgPath := m.cfg.Path // fixed for the master's life
 	slots := m.controlSlots
 	go func() {
+		var pause time.Duration
+		var lastLog time.Time
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				if !errors.Is(err, net.ErrClosed) {
-					m.log.Warn("control socket", "err", err)
+				if errors.Is(err, net.ErrClosed) {
+					return
 				}
-				return
+				if !acceptRetry(err) {
+					m.log.Error("control socket: no longer accepting", "err", err)
+					return
+				}
+				// Out of fds or memory: the client waits in the backlog; try again soon.
+				// This goroutine, not the loop, owns pause and lastLog.
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				if time.Since(lastLog) >= logEvery {
+					lastLog = time.Now()
+					m.log.Warn("control socket: cannot accept; retrying", "err", err)
+				}
+				time.Sleep(pause)
+				continue
 			}
+			pause = 0
 			select {
 			case slots <- struct{}{}:
 				go func() {
@@ -346,4 +361,15 @@ func (up *upgrade) answer(err error) {
 		reply(rollback)
 	}
 	up.waiters, up.rollbackWaiters = nil, nil
+}
+
+// acceptRetry reports whether an accept failed for want of a resource that may come back
+// (file descriptors, memory) or for a client that gave up, rather than for good.
+func acceptRetry(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -212,7 +212,8 @@ func testMaster(t testing.TB, joining, under bool, edit func(*config.Config)) (*
 	}
 	if joining {
 		m.role, m.gen, m.pid = roleJoining, 2, 200
-		m.parent = &parent{link: &fakeLink{s: s, peer: "O"}}
+		m.parent = &parent{link: &fakeLink{s: s, peer: "O"}, oldPID: 100}
+		s.pidfile[testPIDFile+OldbinSuffix] = 100
 	}
 	s.m = m
 	s.pidfile[testPIDFile] = m.pid

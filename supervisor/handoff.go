@@ -86,6 +86,7 @@ func (l connLink) close()                    { l.conn.Close() }
 type parent struct {
 	link   link
 	conn   *net.UnixConn // osSystem's; nil in tests
+	oldPID int           // the old master's pid, as its hello said
 	gone   bool          // the old master went away without a commit
 	goneAt time.Time
 }
@@ -124,7 +125,7 @@ func joinOldMaster(fdEnv string) (*parent, handoffMsg, []*fdstore.Listener, erro
 		return nil, hello, nil, fmt.Errorf("handoff from the old master: %w", err)
 	}
 	conn.SetReadDeadline(time.Time{})
-	return &parent{link: connLink{conn}, conn: conn}, hello, ls, nil
+	return &parent{link: connLink{conn}, conn: conn, oldPID: hello.OldPID}, hello, ls, nil
 }
 
 // read waits for the old master's commit, or for it to go away, and posts either.
@@ -180,6 +181,10 @@ func (m *Master) onBecameMain(ev becameMain) {
 // config dropped), and serves the control socket.
 func (m *Master) takeCharge(committed bool) {
 	m.parent.link.close()
+	if !committed && m.cfg.PIDFile != "" {
+		// The old master would have removed its .oldbin as it exited; it died instead.
+		m.sys.removePID(m.cfg.PIDFile+OldbinSuffix, m.parent.oldPID)
+	}
 	m.parent = nil
 	if committed {
 		m.log.Info("upgrade committed: this master is in charge")

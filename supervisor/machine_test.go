@@ -627,6 +627,9 @@ func TestOldMasterDiesBeforeCommit(t *testing.T) {
 	if m.role != roleServing || !hasEffect(s, n, "notify READY=1") {
 		t.Fatalf("role %s, effects %q", m.role, s.effects[n:])
 	}
+	if pid, ok := s.pidfile[testPIDFile+OldbinSuffix]; ok {
+		t.Errorf("pid file .oldbin still names the dead old master (%d)", pid)
+	}
 }
 
 func TestNewMasterDropsListenersWhenInCharge(t *testing.T) {
