@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/internal/relay"
 	"github.com/baton-supervisor/baton/internal/spawn"
 	"github.com/baton-supervisor/baton/sdnotify"
 )
@@ -55,6 +56,7 @@ type Master struct {
 	gen     int
 	dir     string          // working directory at start
 	devNull *os.File        // the workers' stdin; owned
+	output  *relay.Relay    // the workers' stdout and stderr (output.go); owned
 	nofile  *syscall.Rlimit // the RLIMIT_NOFILE workers get: the one baton started with
 	cfg     *config.Config
 
@@ -120,9 +122,13 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 				m.parent.conn.Close()
 			}
 			m.devNull.Close()
+			m.output.Close(0)
 		}
 	}()
 	if m.devNull, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	if err = m.openOutput(); err != nil {
 		return nil, err
 	}
 	if m.sd, err = openNotifier(); err != nil {
@@ -264,6 +270,7 @@ func (m *Master) cleanup() {
 		}
 		RemovePIDFile(m.cfg.PIDFile+OldbinSuffix, m.pid)
 	}
+	m.closeOutput()
 	m.log.Info("master exited", "code", m.exitCode)
 }
 

@@ -126,12 +126,17 @@ func lookupGroup(s string) (*user.Group, error) {
 	return user.LookupGroup(s)
 }
 
-// startWorker forks and execs one worker (internal/spawn): the listeners become fds 3..,
-// LISTEN_PID is the worker's own pid, USR2 and WINCH start ignored; everything else the
-// master holds is close-on-exec. It returns once the worker's program runs, or with the
-// reason it could not start it.
+// startWorker forks and execs one worker (internal/spawn): stdout and stderr come from
+// the relay (output.go), the listeners become fds 3.., LISTEN_PID is the worker's own
+// pid, USR2 and WINCH start ignored; everything else the master holds is close-on-exec.
+// It returns once the worker's program runs, or with the reason it could not start it.
 func (m *Master) startWorker(p *pool, slot int) (*worker, error) {
-	files := append([]*os.File{m.devNull, os.Stdout, os.Stderr}, fdstore.Files(p.listeners)...)
+	out, err := m.output.Open() // its stdout and stderr (output.go)
+	if err != nil {
+		return nil, fmt.Errorf("start worker %d: %w", slot, err)
+	}
+	defer out.Close() // the worker holds its own copies once started
+	files := append([]*os.File{m.devNull, out.Stdout, out.Stderr}, fdstore.Files(p.listeners)...)
 	attr := &spawn.Attr{
 		Path:       p.cfg.Command[0],
 		Args:       p.cfg.Command,
@@ -146,7 +151,7 @@ func (m *Master) startWorker(p *pool, slot int) (*worker, error) {
 		Nofile:     m.nofile,
 	}
 	var proc *os.Process
-	err := withForkSignalsBlocked(func() (err error) {
+	err = withForkSignalsBlocked(func() (err error) {
 		proc, err = spawn.Start(attr)
 		return err
 	})
