@@ -39,10 +39,11 @@
 //     of one relay mix within a line. A line a child writes in several pieces is assembled
 //     before it is copied, up to MaxLine bytes and for at most FlushAfter after its first
 //     piece; past either, or at the end of the stream, the piece goes out as it is.
-//   - Cost: one goroutine copies every stream. It sleeps in epoll_wait until a child
-//     writes, and while children write line after line it reads at most once per
-//     Coalesce, a pipeful at a time, so a busy child costs a few system calls per
-//     millisecond, not per line; a line after a quiet spell is copied at once.
+//   - Cost: one goroutine copies every stream; it is parked while no child writes. A
+//     line after a quiet spell is copied at once; while lines keep coming they are read
+//     in batches, after a pause (at most Coalesce) that adapts so that no pipe fills, so
+//     that a steady writer costs about one wake-up per Coalesce, not one per line. Lines
+//     are delayed by at most Coalesce.
 //   - The package logs nothing.
 //
 // See pipe(7) (PIPE_BUF, EPIPE), signal(7) (SIGPIPE), systemd.exec(5) ($JOURNAL_STREAM),

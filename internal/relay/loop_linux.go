@@ -4,6 +4,8 @@ package relay
 
 import (
 	"bytes"
+	"errors"
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -16,11 +18,18 @@ const (
 	// FlushAfter is how long the relay holds back the start of a line (a prompt, a
 	// progress dot) waiting for its end.
 	FlushAfter = 100 * time.Millisecond
-	// Coalesce is the pause the loop takes after a round that read something, when the
-	// round before did too less than Coalesce earlier: a child that writes line after
-	// line then has its lines read, and written to the sink, a pipeful at a time, not
-	// one wake-up, read and write each. A line after a quiet spell is copied at once.
-	Coalesce = time.Millisecond
+	// Coalesce is the longest pause the loop takes between two reads while children
+	// write: a line after a quiet spell (no read for Coalesce) is copied at once; while
+	// lines keep coming they are read many at a time, after a pause that adapts so that
+	// no pipe fills up (halved when a read took half a pipe, doubled when it took less
+	// than an eighth), between minPause and Coalesce. A child that writes steadily, less
+	// than a pipeful per Coalesce, so costs about one wake-up per Coalesce however many
+	// lines it writes, and one that writes more costs one per half pipeful: a wake-up of
+	// a Go process costs tens of microseconds of CPU (the scheduler's threads, sysmon),
+	// far more than copying a line.
+	Coalesce = 10 * time.Millisecond
+	// minPause is the shortest pause worth a timer; below it the loop reads on at once.
+	minPause = 100 * time.Microsecond
 	// minBuf is a stream's first read buffer. It doubles each time a read fills it, up to
 	// MaxLine, so that a quiet child costs little and a chatty one few reads.
 	minBuf = 4 << 10
@@ -30,32 +39,52 @@ const (
 // whose end has not come yet. It belongs to the loop.
 type stream struct {
 	fd    int
+	size  int // the pipe's capacity
 	sink  *sink
 	buf   []byte
 	held  int       // buf[:held] is the start of a line
 	since time.Time // when buf[:held] started
 }
 
-// loop copies every stream to its sink until Close: it waits (epoll) for streams with
-// something to read, reads each once, and writes their complete lines to the sinks. It
-// closes every fd it owns when it returns.
+// loop copies every stream to its sink until Close: it waits for streams with something
+// to read, reads each once, and writes their complete lines to the sinks. It closes every
+// fd it owns when it returns.
 //
-// It waits in its own epoll instance, not the runtime's poller, for the sake of the
-// pause: a pipe that has ever been polled wakes its pollers at every write, and the
-// runtime's poller thread would wake for each line while the loop sleeps. In its own
-// epoll_wait only the loop waits, and only when it has nothing to do.
+// The streams are in an epoll set of the relay's own, with EPOLLONESHOT: a stream that
+// has been read is out of the set until the loop has paused and re-arms it.
+// A pipe that has ever been polled calls its pollers back at every write; a disarmed
+// stream's callback does nothing, so a child writing line after line during the pause
+// wakes nobody. The runtime's poller waits on the set itself (nested epoll), so the loop
+// parks like any goroutine and holds no thread in a system call.
 func (r *Relay) loop() {
 	defer close(r.done)
 	defer r.shut()
+	rc, err := r.ep.SyscallConn()
+	if err != nil {
+		return
+	}
 	events := make([]unix.EpollEvent, 64)
-	var lastBusy time.Time
+	var deadline, lastBusy time.Time
+	pause := Coalesce
+	var read []*stream // read this round: disarmed until re-armed
 	for {
-		n, err := unix.EpollWait(r.epfd, events, r.timeout())
-		if err != nil && err != unix.EINTR {
-			return // EBADF, EINVAL: cannot happen with our own epfd
+		if d := r.deadline(); !d.Equal(deadline) {
+			deadline = d
+			r.ep.SetReadDeadline(d)
 		}
-		start, busy, full := time.Now(), false, false
-		for _, ev := range events[:max(n, 0)] {
+		n := 0
+		err := rc.Read(func(fd uintptr) bool {
+			var err error
+			if n, err = unix.EpollWait(int(fd), events, 0); err != nil {
+				n = 0 // EINTR: look again
+			}
+			return n > 0 // false: park until the set has something ready
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // the epoll file closed: cannot happen while the loop runs
+		}
+		start, busy, full, small := time.Now(), false, false, true
+		for _, ev := range events[:n] {
 			if int(ev.Fd) == r.wake {
 				var b [8]byte
 				unix.Read(r.wake, b[:])
@@ -67,11 +96,14 @@ func (r *Relay) loop() {
 			if s == nil {
 				continue
 			}
-			read, ended := s.read(start)
-			busy = busy || read > 0
-			full = full || read >= MaxLine/2
+			got, ended := s.read(start)
+			busy = busy || got > 0
+			full = full || 2*got >= s.size
+			small = small && 8*got < s.size
 			if ended {
 				r.forget(s)
+			} else {
+				read = append(read, s)
 			}
 		}
 		r.flushDue(start)
@@ -81,12 +113,25 @@ func (r *Relay) loop() {
 		if cut || (closed && left == 0) {
 			return
 		}
-		if busy && !full {
-			if start.Sub(lastBusy) < Coalesce {
-				pause()
+		if busy && start.Sub(lastBusy) < Coalesce { // lines keep coming: batch them
+			switch {
+			case full:
+				pause = max(pause/2, minPause/2)
+			case small:
+				pause = min(pause*2, Coalesce)
 			}
+			if pause >= minPause {
+				time.Sleep(pause) // a rate limit on reads, not a wait for anything
+			}
+		}
+		if busy {
 			lastBusy = time.Now()
 		}
+		for _, s := range read {
+			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(s.fd)}
+			unix.EpollCtl(r.epfd, unix.EPOLL_CTL_MOD, s.fd, &ev) // ready again at once if it holds data
+		}
+		read = read[:0]
 	}
 }
 
@@ -121,23 +166,14 @@ func (s *stream) read(now time.Time) (read int, ended bool) {
 	return n, false
 }
 
-// pause sleeps for Coalesce in a plain nanosleep(2): the loop's thread sleeps in the
-// kernel, without the scheduler's timers and wake-ups of time.Sleep.
-func pause() {
-	ts := unix.NsecToTimespec(Coalesce.Nanoseconds())
-	for unix.Nanosleep(&ts, &ts) == unix.EINTR {
-	}
-}
-
 // flush copies the start of a line s holds, as it is.
 func (s *stream) flush() {
 	s.sink.write(s.buf[:s.held])
 	s.held = 0
 }
 
-// timeout is how long the loop may wait for the next event: until the first held line
-// must go, or for ever.
-func (r *Relay) timeout() int {
+// deadline is when the first held line must go, or the zero time if none is held.
+func (r *Relay) deadline() time.Time {
 	var first time.Time
 	for _, s := range r.list() {
 		if s.held > 0 && (first.IsZero() || s.since.Before(first)) {
@@ -145,10 +181,9 @@ func (r *Relay) timeout() int {
 		}
 	}
 	if first.IsZero() {
-		return -1
+		return first
 	}
-	ms := time.Until(first.Add(r.flushAfter)).Milliseconds() + 1
-	return int(max(ms, 0))
+	return first.Add(r.flushAfter)
 }
 
 // flushDue copies the held lines whose end did not come within flushAfter.
@@ -188,7 +223,7 @@ func (r *Relay) shut() {
 		}
 		r.forget(s)
 	}
-	unix.Close(r.epfd)
+	r.ep.Close()
 	unix.Close(r.wake)
 	r.out.close()
 	r.err.close()

@@ -24,6 +24,7 @@ type Relay struct {
 
 	// Set when a stream is relayed; owned by the loop, which closes them when it returns.
 	epfd int           // epoll instance: the read ends, and wake
+	ep   *os.File      // epfd, for the runtime's poller to wait on
 	wake int           // eventfd: Close pokes the loop
 	done chan struct{} // closed when the loop has returned
 
@@ -67,9 +68,15 @@ func New(stdout, stderr *os.File) (_ *Relay, err error) {
 	if r.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return nil, fmt.Errorf("relay: %w", os.NewSyscallError("eventfd", err))
 	}
-	if err = r.watch(r.wake); err != nil {
+	if err = r.watch(r.wake, 0); err != nil {
 		return nil, err
 	}
+	// Non-blocking, so that os.NewFile hands it to the runtime's poller: the loop parks
+	// until the epoll set has something ready, without holding a thread in epoll_wait.
+	if err = unix.SetNonblock(r.epfd, true); err != nil {
+		return nil, fmt.Errorf("relay: %w", os.NewSyscallError("fcntl", err))
+	}
+	r.ep = os.NewFile(uintptr(r.epfd), "relay-epoll")
 	r.done = make(chan struct{})
 	go r.loop()
 	return r, nil
@@ -135,20 +142,24 @@ func (r *Relay) start(s *sink) (*os.File, error) {
 	}
 	err := unix.SetNonblock(fds[0], true)
 	if err == nil {
-		err = r.watch(fds[0])
+		err = r.watch(fds[0], unix.EPOLLONESHOT)
 	}
 	if err != nil {
 		unix.Close(fds[0])
 		unix.Close(fds[1])
 		return nil, err
 	}
-	r.streams[int32(fds[0])] = &stream{fd: fds[0], sink: s, buf: make([]byte, minBuf)}
+	size, err := unix.FcntlInt(uintptr(fds[0]), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		size = 64 << 10 // the default
+	}
+	r.streams[int32(fds[0])] = &stream{fd: fds[0], size: size, sink: s, buf: make([]byte, minBuf)}
 	return os.NewFile(uintptr(fds[1]), "relay-write"), nil
 }
 
-// watch adds fd to the loop's epoll set.
-func (r *Relay) watch(fd int) error {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+// watch adds fd to the loop's epoll set, for reading, with flags.
+func (r *Relay) watch(fd int, flags uint32) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | flags, Fd: int32(fd)}
 	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return fmt.Errorf("relay: %w", os.NewSyscallError("epoll_ctl", err))
 	}
