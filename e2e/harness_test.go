@@ -105,7 +105,13 @@ func reaperMain() {
 	}()
 	cmd := exec.Command(os.Args[1], os.Args[2:]...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "BATON_E2E_HELPER=")
+	if os.Getenv("BATON_E2E_STDIO") != "" {
+		// baton's stdout and stderr are fds 3 and 4 (service.stdio); ours stay the log.
+		syscall.CloseOnExec(3)
+		syscall.CloseOnExec(4)
+		cmd.Stdout, cmd.Stderr = os.NewFile(3, "baton-stdout"), os.NewFile(4, "baton-stderr")
+	}
+	cmd.Env = append(os.Environ(), "BATON_E2E_HELPER=", "BATON_E2E_STDIO=")
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "reaper:", err)
 		os.Exit(1)
@@ -179,7 +185,8 @@ type service struct {
 	logPath string
 	reaper  *exec.Cmd
 	reaped  chan struct{}
-	cwd     string // where baton starts; "" = dir (then argv[0] is relative to it)
+	cwd     string     // where baton starts; "" = dir (then argv[0] is relative to it)
+	stdio   []*os.File // if set, baton's stdout and stderr, not the log (output_test.go)
 }
 
 // newService prepares a directory with a sbin/baton symlink to a copy of baton v1 in bin/,
@@ -302,6 +309,10 @@ func (s *service) start(args ...string) {
 	// would sleep a second at every exit.
 	cmd.Env = append(os.Environ(), "BATON_E2E_HELPER=reaper", "GORACE=atexit_sleep_ms=0")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if s.stdio != nil {
+		cmd.ExtraFiles = s.stdio
+		cmd.Env = append(cmd.Env, "BATON_E2E_STDIO=1")
+	}
 	if err := cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}

@@ -5,12 +5,16 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +40,8 @@ import (
 //	fork         runs its arguments as a child that keeps the listener (LISTEN_PID set to
 //	             the child's pid through sh), says READY=1 itself, and exits at once on TERM,
 //	             leaving the child (same process group) to drain
+//	chatty       serves HTTP as hello does, and writes a line to stdout and one to stderr
+//	             for every request before it answers; drains on TERM
 //
 // With arguments (a command: the reference worker), a worker whose BATON_WORKER is not
 // $TESTWORKER_SLOT (when set) execs them at once and misbehaves in no way.
@@ -87,6 +93,8 @@ func testWorkerMain() {
 			os.Exit(2)
 		}
 		ready()
+	case "chatty":
+		chatty(stop)
 	default:
 		fmt.Fprintln(os.Stderr, "testworker: unknown TESTWORKER")
 		os.Exit(2)
@@ -165,4 +173,52 @@ func writeFDs() {
 	sort.Strings(lines)
 	out := filepath.Join(os.Getenv("TESTWORKER_DIR"), fmt.Sprintf("fds-%d", os.Getpid()))
 	os.WriteFile(out, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+}
+
+// chatty serves on the first listener: every request writes one line to stdout and one to
+// stderr, then answers as hello does ("pid=… generation=… worker=…"). Like most programs,
+// it keeps SIGPIPE at its default: a write to a pipe nobody reads kills it. On TERM it
+// drains as hello does: it closes its copy of the listener, lets the connections it has
+// finish (each closes after its response), and exits. (http.Server.Shutdown alone would
+// drop a request read after it began.)
+func chatty(stop chan os.Signal) {
+	l, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testworker:", err)
+		os.Exit(2)
+	}
+	gen, slot := os.Getenv("BATON_GENERATION"), os.Getenv("BATON_WORKER")
+	var n atomic.Int64
+	var open sync.WaitGroup // connections not closed yet
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			i := n.Add(1)
+			fmt.Fprintf(os.Stdout, "chatty stdout pid=%d request=%d\n", os.Getpid(), i)
+			fmt.Fprintf(os.Stderr, "chatty stderr pid=%d request=%d\n", os.Getpid(), i)
+			w.Header().Set("Connection", "close")
+			fmt.Fprintf(w, "pid=%d generation=%s worker=%s\n", os.Getpid(), gen, slot)
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Done()
+			}
+		},
+	}
+	served := make(chan struct{})
+	go func() { srv.Serve(l); close(served) }()
+	ready()
+	<-stop
+	l.Close() // our copy: the socket stays open in the master, its queue for the others
+	<-served  // no connection is accepted from here on
+	drained := make(chan struct{})
+	go func() { open.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(900 * time.Millisecond): // stop_timeout is 1s
+	}
+	fmt.Fprintf(os.Stderr, "chatty stopped pid=%d requests=%d\n", os.Getpid(), n.Load())
+	os.Exit(0)
 }

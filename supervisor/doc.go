@@ -43,6 +43,9 @@
 //   - A commit either completes or is rolled back; nothing leaves both generations waiting.
 //   - Every file descriptor has one owner. A worker holds its standard streams and the
 //     listeners meant for it, nothing else.
+//   - A reader of the master's stdout or stderr that goes away costs log lines, never the
+//     service: the master survives EPIPE, and workers write to it through the master's
+//     relay when it is a pipe or a socket (output.go, internal/relay).
 //   - A bad config on SIGHUP keeps the old workers serving; new workers replace old ones
 //     only once every new one is ready.
 //   - Only the master in charge speaks to systemd and accepts on the control socket: a new

@@ -14,6 +14,7 @@ import (
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/internal/relay"
 	"github.com/baton-supervisor/baton/internal/spawn"
 	"github.com/baton-supervisor/baton/sdnotify"
 )
@@ -63,6 +64,7 @@ type Master struct {
 	pid     int
 	gen     int
 	devNull *os.File        // the workers' stdin; owned
+	output  *relay.Relay    // the workers' stdout and stderr (output.go); owned
 	nofile  *syscall.Rlimit // the RLIMIT_NOFILE workers get: the one baton started with
 	cfg     *config.Config
 
@@ -140,12 +142,16 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 			}
 			m.devNull.Close()
 			osys.close()
+			m.output.Close(0)
 		}
 	}()
 	if err = osys.open(); err != nil {
 		return nil, err
 	}
 	if m.devNull, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	if err = m.openOutput(); err != nil {
 		return nil, err
 	}
 	if m.sd, err = openNotifier(); err != nil {
@@ -398,6 +404,7 @@ func (m *Master) cleanup() {
 		osys.close()
 	}
 	m.flushControl()
+	m.closeOutput()
 	m.log.Info("master exited", "code", m.exitCode)
 }
 

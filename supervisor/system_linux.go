@@ -70,13 +70,18 @@ func (s *osSystem) startWorkers(ws []*worker) []error {
 	return errs
 }
 
-// startWorker forks and execs one worker (internal/spawn): the listeners become fds 3..,
-// LISTEN_PID is the worker's own pid, USR2 and WINCH start ignored, it leads a process
-// group of its own, and gets its stop signal if the master dies; everything else the
-// master holds is close-on-exec.
+// startWorker forks and execs one worker (internal/spawn): stdout and stderr come from
+// the relay (output.go), the listeners become fds 3.., LISTEN_PID is the worker's own pid,
+// USR2 and WINCH start ignored, it leads a process group of its own, and gets its stop
+// signal if the master dies; everything else the master holds is close-on-exec.
 func (s *osSystem) startWorker(w *worker) error {
 	m, p := s.m, w.pool
-	files := append([]*os.File{m.devNull, os.Stdout, os.Stderr}, fdstore.Files(p.listeners)...)
+	out, err := m.output.Open()
+	if err != nil {
+		return fmt.Errorf("start worker %d: %w", w.slot, err)
+	}
+	defer out.Close() // the worker holds its own copies once started
+	files := append([]*os.File{m.devNull, out.Stdout, out.Stderr}, fdstore.Files(p.listeners)...)
 	attr := &spawn.Attr{
 		Path:       p.cfg.Command[0],
 		Args:       p.cfg.Command,
@@ -91,7 +96,7 @@ func (s *osSystem) startWorker(w *worker) error {
 		Nofile:     m.nofile,
 	}
 	var proc *os.Process
-	err := withForkSignalsBlocked(func() (err error) {
+	err = withForkSignalsBlocked(func() (err error) {
 		proc, err = spawn.Start(attr)
 		return err
 	})

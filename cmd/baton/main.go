@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
@@ -162,6 +163,13 @@ func run(args []string, stderr io.Writer) int {
 	// action.
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs, supervisor.Signals...)
+	// A reader of our stdout or stderr that goes away (`baton run | tee log`) must not take
+	// the service down. The runtime kills a program that writes to a broken pipe on fd 1
+	// or 2 unless SIGPIPE is subscribed; subscribed, the write fails with EPIPE and the log
+	// line is lost, nothing more (os/signal, "SIGPIPE"). Subscribed, not ignored: programs
+	// we exec (workers, /bin/sh) still start with SIGPIPE at its default. Nobody reads the
+	// channel; the runtime drops what does not fit.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// Whatever we inherited beyond stdio stays ours: nothing leaks into workers or into a
 	// new master unless it is passed on purpose.
 	if err := supervisor.CloseOnExecFrom(3); err != nil {
