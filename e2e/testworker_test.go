@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
 
 	"github.com/baton-supervisor/baton/sdnotify"
 )
@@ -42,6 +45,10 @@ import (
 //	             leaving the child (same process group) to drain
 //	chatty       serves HTTP as hello does, and writes a line to stdout and one to stderr
 //	             for every request before it answers; drains on TERM
+//	activation   a server written for systemd, not for baton: takes its listener with
+//	             go-systemd's activation.Listeners(), serves net/http ("pid=… generation=…
+//	             worker=… tag=$TAG"), says nothing (ready = "started"), and on TERM
+//	             http.Server.Shutdown
 //
 // With arguments (a command: the reference worker), a worker whose BATON_WORKER is not
 // $TESTWORKER_SLOT (when set) execs them at once and misbehaves in no way.
@@ -95,6 +102,8 @@ func testWorkerMain() {
 		ready()
 	case "chatty":
 		chatty(stop)
+	case "activation":
+		activationServer(stop)
 	default:
 		fmt.Fprintln(os.Stderr, "testworker: unknown TESTWORKER")
 		os.Exit(2)
@@ -220,5 +229,29 @@ func chatty(stop chan os.Signal) {
 	case <-time.After(900 * time.Millisecond): // stop_timeout is 1s
 	}
 	fmt.Fprintf(os.Stderr, "chatty stopped pid=%d requests=%d\n", os.Getpid(), n.Load())
+	os.Exit(0)
+}
+
+// activationServer is the plainest Go server made for socket activation, as a user would
+// write it: activation.Listeners(), http.Server.Serve, and Shutdown on the stop signal.
+func activationServer(stop chan os.Signal) {
+	ls, err := activation.Listeners()
+	if err != nil || len(ls) != 1 || ls[0] == nil {
+		fmt.Fprintln(os.Stderr, "testworker: activation.Listeners:", ls, err)
+		os.Exit(2)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid=%d generation=%s worker=%s tag=%s\n", os.Getpid(),
+			os.Getenv("BATON_GENERATION"), os.Getenv("BATON_WORKER"), os.Getenv("TAG"))
+	})}
+	go srv.Serve(ls[0])
+	<-stop
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err = srv.Shutdown(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testworker: shutdown:", err)
+		os.Exit(1)
+	}
 	os.Exit(0)
 }
