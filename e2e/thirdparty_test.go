@@ -48,6 +48,10 @@ var thirdParties = []thirdParty{
 		// own pid and it takes fd 3 (`--bind fd://3` as well would listen on it twice);
 		// READY=1 comes from its arbiter. Each arbiter forks 2 sync workers of its own,
 		// which baton stops through the process group (TERM: gunicorn's graceful stop).
+		// They get TERM twice, from baton and from their arbiter; the second one lands
+		// after "Worker exiting", while Python finalizes with its handlers reset, so the
+		// arbiter logs a WARNING "terminated due to signal 15" per worker: harmless, and
+		// the same under systemd's default KillMode=control-group.
 		name: "gunicorn", need: "/usr/bin/gunicorn",
 		files: map[string]string{"app.py": `import os
 
