@@ -47,8 +47,10 @@ const python3 = "/usr/bin/python3" // Debian's, as gunicorn's: package python3
 var thirdParties = []thirdParty{
 	{
 		// Socket activation natively: baton execs gunicorn, so LISTEN_PID is gunicorn's
-		// own pid and it takes fd 3 (`--bind fd://3` as well would listen on it twice);
-		// READY=1 comes from its arbiter. Each arbiter forks 2 sync workers of its own,
+		// own pid and it takes fd 3. `--bind fd://3` as well makes it take fd 3 twice and
+		// exit with EBADF (a crash loop); alone, it works only where gunicorn does not
+		// see its own pid in LISTEN_PID. READY=1 comes from its arbiter, before it forks
+		// its workers: connections wait in the queue meanwhile. Each arbiter forks 2 sync workers of its own,
 		// which baton stops through the process group (TERM: gunicorn's graceful stop).
 		// They get TERM twice, from baton and from their arbiter; the second one lands
 		// after "Worker exiting", while Python finalizes with its handlers reset, so the
