@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
+
 	"github.com/baton-supervisor/baton/sdnotify"
 )
 
@@ -42,6 +44,9 @@ import (
 //	             leaving the child (same process group) to drain
 //	chatty       serves HTTP as hello does, and writes a line to stdout and one to stderr
 //	             for every request before it answers; drains on TERM
+//	activation   a server written for systemd, not for baton: takes its listener with
+//	             go-systemd's activation.Listeners(), serves net/http ("pid=… generation=…
+//	             worker=… tag=$TAG"), says nothing (ready = "started"); drains on TERM
 //
 // With arguments (a command: the reference worker), a worker whose BATON_WORKER is not
 // $TESTWORKER_SLOT (when set) execs them at once and misbehaves in no way.
@@ -95,6 +100,8 @@ func testWorkerMain() {
 		ready()
 	case "chatty":
 		chatty(stop)
+	case "activation":
+		activationServer(stop)
 	default:
 		fmt.Fprintln(os.Stderr, "testworker: unknown TESTWORKER")
 		os.Exit(2)
@@ -178,9 +185,7 @@ func writeFDs() {
 // chatty serves on the first listener: every request writes one line to stdout and one to
 // stderr, then answers as hello does ("pid=… generation=… worker=…"). Like most programs,
 // it keeps SIGPIPE at its default: a write to a pipe nobody reads kills it. On TERM it
-// drains as hello does: it closes its copy of the listener, lets the connections it has
-// finish (each closes after its response), and exits. (http.Server.Shutdown alone would
-// drop a request read after it began.)
+// drains (serveDraining).
 func chatty(stop chan os.Signal) {
 	l, err := net.FileListener(os.NewFile(3, "listener"))
 	if err != nil {
@@ -189,15 +194,45 @@ func chatty(stop chan os.Signal) {
 	}
 	gen, slot := os.Getenv("BATON_GENERATION"), os.Getenv("BATON_WORKER")
 	var n atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := n.Add(1)
+		fmt.Fprintf(os.Stdout, "chatty stdout pid=%d request=%d\n", os.Getpid(), i)
+		fmt.Fprintf(os.Stderr, "chatty stderr pid=%d request=%d\n", os.Getpid(), i)
+		w.Header().Set("Connection", "close")
+		fmt.Fprintf(w, "pid=%d generation=%s worker=%s\n", os.Getpid(), gen, slot)
+	})
+	serveDraining(l, h, stop, ready)
+	fmt.Fprintf(os.Stderr, "chatty stopped pid=%d requests=%d\n", os.Getpid(), n.Load())
+	os.Exit(0)
+}
+
+// activationServer is a Go server made for systemd socket activation, not for baton: it
+// takes its listener with go-systemd's activation.Listeners(), serves net/http, says
+// nothing (ready = "started"), and drains on TERM (serveDraining).
+func activationServer(stop chan os.Signal) {
+	ls, err := activation.Listeners()
+	if err != nil || len(ls) != 1 || ls[0] == nil {
+		fmt.Fprintln(os.Stderr, "testworker: activation.Listeners:", ls, err)
+		os.Exit(2)
+	}
+	serveDraining(ls[0], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid=%d generation=%s worker=%s tag=%s\n", os.Getpid(),
+			os.Getenv("BATON_GENERATION"), os.Getenv("BATON_WORKER"), os.Getenv("TAG"))
+	}), stop, func() {})
+	os.Exit(0)
+}
+
+// serveDraining serves h on l, calls ready, and on a stop signal drains as hello does: it
+// closes its copy of the listener (the socket stays open in the master, its queue for the
+// others), lets the connections it has accepted finish (each closes after its response:
+// the test's clients ask for it), and returns. http.Server.Shutdown alone would drop a
+// request it reads after Shutdown began (net/http's conn.serve returns without a response
+// when the server is shutting down): with a new connection per request under load, some
+// connection accepted just before the stop signal always sends its request just after.
+func serveDraining(l net.Listener, h http.Handler, stop chan os.Signal, ready func()) {
 	var open sync.WaitGroup // connections not closed yet
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			i := n.Add(1)
-			fmt.Fprintf(os.Stdout, "chatty stdout pid=%d request=%d\n", os.Getpid(), i)
-			fmt.Fprintf(os.Stderr, "chatty stderr pid=%d request=%d\n", os.Getpid(), i)
-			w.Header().Set("Connection", "close")
-			fmt.Fprintf(w, "pid=%d generation=%s worker=%s\n", os.Getpid(), gen, slot)
-		}),
+		Handler: h,
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			switch st {
 			case http.StateNew:
@@ -211,14 +246,12 @@ func chatty(stop chan os.Signal) {
 	go func() { srv.Serve(l); close(served) }()
 	ready()
 	<-stop
-	l.Close() // our copy: the socket stays open in the master, its queue for the others
-	<-served  // no connection is accepted from here on
+	l.Close()
+	<-served // no connection is accepted from here on
 	drained := make(chan struct{})
 	go func() { open.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-time.After(900 * time.Millisecond): // stop_timeout is 1s
 	}
-	fmt.Fprintf(os.Stderr, "chatty stopped pid=%d requests=%d\n", os.Getpid(), n.Load())
-	os.Exit(0)
 }
