@@ -87,6 +87,13 @@ type handOverDone struct {
 	mainPID int
 }
 
+// unitState: systemd's answer to whether it is stopping this master's unit (err: it could
+// not be asked), asked because QUIT arrived during an upgrade.
+type unitState struct {
+	stopping bool
+	err      error
+}
+
 func (sigEvent) eventName() string        { return "signal" }
 func (workerExit) eventName() string      { return "worker-exited" }
 func (notifyEvent) eventName() string     { return "notify" }
@@ -99,6 +106,7 @@ func (oldMasterGone) eventName() string   { return "old-master-gone" }
 func (configLoaded) eventName() string    { return "config-loaded" }
 func (becameMain) eventName() string      { return "became-main" }
 func (handOverDone) eventName() string    { return "hand-over-done" }
+func (unitState) eventName() string       { return "unit-state" }
 
 // timerKind says what a timer is for; its target is in the timer.
 type timerKind int

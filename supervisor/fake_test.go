@@ -33,6 +33,7 @@ type fakeSystem struct {
 	loads   []int      // config loads in flight (reload seq)
 	hands   []*upgrade // hand-overs in flight
 	waits   []*parent  // waits for systemd to make a new master main
+	asks    int        // questions to systemd whether it stops the unit, unanswered
 	failNew bool       // startNewMaster fails
 	badCfg  bool       // loads return an error
 	mainPID int        // the last MAINPID= sent
@@ -132,6 +133,11 @@ func (s *fakeSystem) handOver(up *upgrade) {
 func (s *fakeSystem) waitMain(p *parent) {
 	s.did("wait main")
 	s.waits = append(s.waits, p)
+}
+
+func (s *fakeSystem) askUnitStopping() {
+	s.did("ask unit stopping")
+	s.asks++
 }
 
 func (s *fakeSystem) loadConfig(seq int) {

@@ -63,6 +63,9 @@ var eventKinds = []struct {
 	{"USR2", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGUSR2}) }},
 	{"WINCH", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGWINCH}) }},
 	{"QUIT", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGQUIT}) }},
+	{"QUIT+active", quitAnswered(unitState{})},
+	{"QUIT+stopping", quitAnswered(unitState{stopping: true})},
+	{"QUIT+unknown", quitAnswered(unitState{err: fmt.Errorf("no D-Bus")})},
 	{"TERM", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGTERM}) }},
 	{"USR1", func(m *Master, s *fakeSystem) { m.handle(sigEvent{syscall.SIGUSR1}) }},
 	{"ready", func(m *Master, s *fakeSystem) { readyAll(m) }},
@@ -132,6 +135,21 @@ var eventKinds = []struct {
 	{"ctl-status", ctl("status")},
 }
 
+// quitAnswered is QUIT, then systemd's answer to whether it stops the unit, if asked.
+func quitAnswered(ev unitState) func(m *Master, s *fakeSystem) {
+	return func(m *Master, s *fakeSystem) {
+		m.handle(sigEvent{syscall.SIGQUIT})
+		answer(m, s, ev)
+	}
+}
+
+// answer answers the master's questions to systemd whether it stops the unit.
+func answer(m *Master, s *fakeSystem, ev unitState) {
+	for ; s.asks > 0; s.asks-- {
+		m.handle(ev)
+	}
+}
+
 func ctl(verb string) func(m *Master, s *fakeSystem) {
 	return func(m *Master, s *fakeSystem) {
 		m.handle(controlEvent{req: ControlRequest{Verb: verb}, reply: func(ControlReply) {}})
@@ -157,23 +175,27 @@ func parentOr(m *Master) *parent {
 // event. A missing cell means: the role does not change.
 var wantRole = map[role]map[string]role{
 	roleStarting: {
-		"QUIT": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping, "ready": roleServing,
+		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
+		"TERM": roleStopping, "ctl-stop": roleStopping, "ready": roleServing,
 	},
 	roleServing: {
 		"USR2": roleUpgrading, "ctl-upgrade": roleUpgrading,
-		"QUIT": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping,
-	},
-	roleUpgrading: {
-		"new-ready": roleSoaking, "new-exit": roleServing, "ctl-rollback": roleRollingBack,
+		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"TERM": roleStopping, "ctl-stop": roleStopping,
 	},
+	// QUIT alone: systemd is asked whether it stops the unit; nothing changes until it answers.
+	roleUpgrading: {
+		"new-ready": roleSoaking, "new-exit": roleServing, "ctl-rollback": roleRollingBack,
+		"QUIT+stopping": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping,
+	},
 	roleSoaking: {
-		"QUIT": roleCommitting, "soak": roleCommitting, "new-exit": roleServing,
+		"QUIT+active": roleCommitting, "QUIT+unknown": roleCommitting, "QUIT+stopping": roleStopping,
+		"soak": roleCommitting, "new-exit": roleServing,
 		"ctl-rollback": roleRollingBack, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleCommitting: {
 		"drain": roleHandingOver, "new-exit": roleServing, "ctl-rollback": roleRollingBack,
-		"TERM": roleStopping, "ctl-stop": roleStopping,
+		"QUIT+stopping": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleHandingOver: {
 		"handover-ok": roleExited, "handover-refused": roleRollingBack, "new-exit": roleServing,
@@ -182,11 +204,13 @@ var wantRole = map[role]map[string]role{
 		"new-exit": roleServing, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleJoining: {
-		"ready": roleAwaitingCommit, "crash": roleStopping, "QUIT": roleStopping, "TERM": roleStopping,
+		"ready": roleAwaitingCommit, "crash": roleStopping, "TERM": roleStopping,
+		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"old-commit": roleStarting, "old-gone-main": roleStarting, "ctl-stop": roleStopping,
 	},
 	roleAwaitingCommit: {
-		"old-commit": roleServing, "old-gone-main": roleServing, "QUIT": roleStopping, "TERM": roleStopping,
+		"old-commit": roleServing, "old-gone-main": roleServing, "TERM": roleStopping,
+		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"ctl-stop": roleStopping,
 	},
 	roleStopping: {
@@ -420,6 +444,10 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		return "ctl-" + verb
 	case n == 9:
 		s.failNew = rng.IntN(4) == 0
+	case n == 10 && s.asks > 0:
+		ev := []unitState{{}, {stopping: true}, {err: fmt.Errorf("no D-Bus")}}[rng.IntN(3)]
+		answer(m, s, ev)
+		return fmt.Sprintf("unit-state:%v/%v", ev.stopping, ev.err != nil)
 	}
 	sig := []syscall.Signal{syscall.SIGHUP, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1}[rng.IntN(8)]
 	if sig == syscall.SIGTERM && rng.IntN(3) > 0 {
@@ -639,5 +667,70 @@ func TestNewMasterDropsListenersWhenInCharge(t *testing.T) {
 	m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "commit"}})
 	if m.role != roleServing || !hasEffect(s, n, "notify READY=1") {
 		t.Fatalf("role %s, effects %q", m.role, s.effects[n:])
+	}
+}
+
+// systemctl stop during an upgrade whose ExecStop= could not reach the master: systemd
+// sends KillSignal=SIGQUIT to its main process, the old master. Taken as a commit, it
+// handed the service to a new master nobody stopped (labtest: TimeoutStopSec, SIGKILL,
+// Result=timeout). The old master asks systemd first, and stops both generations.
+func TestQUITWhileSystemdStopsTheUnit(t *testing.T) {
+	for _, r := range []role{roleUpgrading, roleSoaking, roleCommitting} {
+		t.Run(r.String(), func(t *testing.T) {
+			m, s := reach(t, r)
+			n := len(s.effects)
+			m.handle(sigEvent{syscall.SIGQUIT})
+			m.handle(sigEvent{syscall.SIGQUIT}) // KillSignal= and an operator's: one question
+			if s.asks != 1 || m.role != r {
+				t.Fatalf("after QUIT: %d questions to systemd, role %s; want 1, %s: %q", s.asks, m.role, r, s.effects[n:])
+			}
+			if r == roleUpgrading && m.up.quit {
+				t.Fatal("QUIT was taken for a commit before systemd answered")
+			}
+			answer(m, s, unitState{stopping: true})
+			if m.role != roleStopping {
+				t.Fatalf("role %s after systemd said it stops the unit, want stopping", m.role)
+			}
+			if !hasEffect(s, n, "signal N QUIT") {
+				t.Fatalf("the new master was not asked to stop: %q", s.effects[n:])
+			}
+			if s.mainPID != 0 {
+				t.Fatalf("MAINPID=%d sent during a stop", s.mainPID)
+			}
+			up := m.up
+			exitRetiring(m)
+			m.handle(newMasterMsg{up, handoffMsg{Type: "exit", Reason: "QUIT before the upgrade was committed"}})
+			m.handle(newMasterExited{up})
+			if m.role != roleExited {
+				t.Fatalf("role %s once both generations are gone, want exited: %q", m.role, s.effects[n:])
+			}
+		})
+	}
+}
+
+// QUIT from an operator (the unit is active), or when systemd cannot be asked: nginx's
+// commit, as before.
+func TestQUITWhileSystemdRunsTheUnitCommits(t *testing.T) {
+	for _, ev := range []unitState{{}, {err: fmt.Errorf("no D-Bus")}} {
+		m, s := reach(t, roleSoaking)
+		m.handle(sigEvent{syscall.SIGQUIT})
+		answer(m, s, ev)
+		if m.role != roleCommitting {
+			t.Errorf("answer %+v: role %s, want committing", ev, m.role)
+		}
+		answer(m, s, unitState{stopping: true}) // a late, unasked answer changes nothing
+		if m.role != roleCommitting {
+			t.Errorf("an answer nobody waited for: role %s, want committing", m.role)
+		}
+	}
+	// Off systemd nobody is asked.
+	m, s := testMaster(t, false, false, nil)
+	m.start()
+	readyAll(m)
+	m.handle(sigEvent{syscall.SIGUSR2})
+	m.handle(newMasterMsg{m.up, handoffMsg{Type: "ready"}})
+	m.handle(sigEvent{syscall.SIGQUIT})
+	if s.asks != 0 || m.role != roleCommitting {
+		t.Errorf("off systemd: %d questions, role %s; want 0, committing", s.asks, m.role)
 	}
 }

@@ -44,6 +44,11 @@ type Options struct {
 	// whose old master died before the commit (the units' PIDFile= names it: systemd makes
 	// it main when it reaps the old master).
 	WaitMainPID func(ctx context.Context, pid int) (int, error)
+	// UnitStopping asks systemd whether it is stopping the unit pid runs in (its
+	// ActiveState is "deactivating"). Optional; called off the loop, by an old master that
+	// gets QUIT during its upgrade under systemd: that QUIT is the unit's KillSignal= (a
+	// stop whose ExecStop= could not reach the master) rather than an operator's commit.
+	UnitStopping func(ctx context.Context, pid int) (bool, error)
 }
 
 // fastStopGrace is how long a fast stop waits after SIGTERM before SIGKILL, as nginx does.
@@ -99,6 +104,7 @@ type Master struct {
 	up      *upgrade // as the old master: the upgrade in flight
 	parent  *parent  // as a new master: the link to the old one, until commit
 	exitMsg string   // as a new master not committed: why it exits, for the old master
+	quitAsk bool     // as the old master: QUIT arrived, systemd is being asked whether it stops the unit
 
 	lastErr string
 
@@ -310,6 +316,8 @@ func (m *Master) handle(ev event) {
 		m.onConfigLoaded(ev)
 	case handOverDone:
 		m.onHandOverDone(ev)
+	case unitState:
+		m.onUnitState(ev)
 	}
 	if m.role != roleExited {
 		m.updateStatus()

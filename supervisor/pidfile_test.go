@@ -84,6 +84,10 @@ func TestRemovePIDFileOnlyIfOurs(t *testing.T) {
 	}
 }
 
+// neverPID is a pid no process has: above the largest pid_max Linux allows (2^22). (A
+// small pid such as 9 is a kernel thread on some machines.)
+const neverPID = 1<<22 + 1
+
 func TestOldbinRoundTrip(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "baton.pid")
 	if err := WritePIDFile(p, 7); err != nil {
@@ -98,7 +102,7 @@ func TestOldbinRoundTrip(t *testing.T) {
 	if got, _ := ReadPIDFile(p + OldbinSuffix); got != 7 {
 		t.Fatalf("oldbin names %d, want 7", got)
 	}
-	WritePIDFile(p, 9) // the new master
+	WritePIDFile(p, neverPID) // the new master, gone
 	if err := RestoreFromOldbin(p, 7); err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,21 @@ func (m *Master) stopWorkers() {
 
 func (m *Master) onQUIT() {
 	switch m.role {
-	case roleUpgrading, roleSoaking, roleCommitting, roleHandingOver, roleRollingBack:
+	case roleUpgrading, roleSoaking, roleCommitting:
+		if m.sd == nil {
+			m.requestCommit()
+			return
+		}
+		// Under systemd, QUIT is also the units' KillSignal=: a `systemctl stop` whose
+		// ExecStop= could not reach this master. Committing then would hand the service to
+		// a new master nobody stops (TimeoutStopSec, SIGKILL). Ask systemd first (off the
+		// loop: onUnitState).
+		if !m.quitAsk {
+			m.quitAsk = true
+			m.log.Info("QUIT during an upgrade: asking systemd whether it stops the unit", "new_pid", m.up.pid)
+			m.sys.askUnitStopping()
+		}
+	case roleHandingOver, roleRollingBack:
 		m.requestCommit()
 	case roleJoining, roleAwaitingCommit:
 		m.log.Warn("QUIT before the upgrade was committed: exiting gracefully; the old master takes over (rollback)")

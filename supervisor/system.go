@@ -54,6 +54,10 @@ type system interface {
 	// main process (or a bound passes); the outcome is posted as becameMain{p}.
 	waitMain(p *parent)
 
+	// askUnitStopping asks systemd, off the loop, whether it is stopping this master's
+	// unit; the answer is posted as unitState.
+	askUnitStopping()
+
 	// loadConfig reads the configuration, and looks up the listeners' host names, off the
 	// loop; the result is posted as configLoaded{seq}.
 	loadConfig(seq int)

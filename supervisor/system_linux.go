@@ -389,6 +389,23 @@ func (s *osSystem) waitMain(p *parent) {
 	}()
 }
 
+// unitWait bounds the question whether systemd is stopping the unit.
+const unitWait = 2 * time.Second
+
+func (s *osSystem) askUnitStopping() {
+	m := s.m
+	go func() {
+		if m.opts.UnitStopping == nil {
+			m.post(unitState{err: errors.New("no way to ask systemd")})
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), unitWait)
+		defer cancel()
+		stopping, err := m.opts.UnitStopping(ctx, m.pid)
+		m.post(unitState{stopping: stopping, err: err})
+	}()
+}
+
 func (s *osSystem) loadConfig(seq int) {
 	m := s.m
 	path := m.cfg.Path

@@ -171,6 +171,28 @@ func (m *Master) requestCommit() {
 	}
 }
 
+// onUnitState is systemd's answer to the question QUIT asked during an upgrade: if the
+// unit is stopping, QUIT is its KillSignal= and stops both generations, as `baton stop`
+// does; otherwise (or when systemd cannot tell) it is the operator's commit (nginx).
+func (m *Master) onUnitState(ev unitState) {
+	if !m.quitAsk {
+		return
+	}
+	m.quitAsk = false
+	switch {
+	case ev.err == nil && ev.stopping:
+		m.log.Info("QUIT: systemd is stopping the unit: both generations stop gracefully")
+		m.gracefulStop()
+	case !m.role.upgrading() || m.role == roleHandingOver:
+		m.log.Info("QUIT: the upgrade ended while systemd was asked; nothing to commit", "role", m.role.String())
+	default:
+		if ev.err != nil {
+			m.log.Warn("QUIT: cannot ask systemd whether it stops the unit; QUIT commits the upgrade", "err", ev.err)
+		}
+		m.requestCommit()
+	}
+}
+
 // commit retires this master's workers; handOverStart runs once they are gone.
 func (m *Master) commit() {
 	up := m.up

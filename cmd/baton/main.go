@@ -197,6 +197,7 @@ func run(args []string, stderr io.Writer) int {
 		SystemdVersion: systemdVersion,
 		SystemdMainPID: systemdMainPID,
 		WaitMainPID:    waitMain,
+		UnitStopping:   unitStopping,
 	}, sigs)
 	if err != nil {
 		var cerr *config.Error

@@ -100,3 +100,26 @@ func waitMainPID(ctx context.Context, pid, want int) (int, error) {
 
 // waitMain is Options.WaitMainPID: until systemd names pid its unit's main process.
 func waitMain(ctx context.Context, pid int) (int, error) { return waitMainPID(ctx, pid, pid) }
+
+// unitStopping is Options.UnitStopping: whether systemd is stopping the unit pid runs in
+// (ActiveState "deactivating": ExecStop=, the KillSignal= after it, a restart).
+func unitStopping(ctx context.Context, pid int) (bool, error) {
+	conn, err := systemdConn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	unit, err := conn.GetUnitNameByPID(ctx, uint32(pid))
+	if err != nil {
+		return false, err
+	}
+	p, err := conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
+	if err != nil {
+		return false, fmt.Errorf("%s ActiveState: %w", unit, err)
+	}
+	state, ok := p.Value.Value().(string)
+	if !ok {
+		return false, fmt.Errorf("%s ActiveState: unexpected %s", unit, p.Value)
+	}
+	return state == "deactivating", nil
+}
