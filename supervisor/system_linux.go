@@ -78,7 +78,7 @@ func (s *osSystem) startWorker(w *worker) error {
 	m, p := s.m, w.pool
 	out, err := m.output.Open()
 	if err != nil {
-		return fmt.Errorf("start worker %d: %w", w.slot, err)
+		return fmt.Errorf("cannot start: %w", err)
 	}
 	defer out.Close() // the worker holds its own copies once started
 	files := append([]*os.File{m.devNull, out.Stdout, out.Stderr}, fdstore.Files(p.listeners)...)
@@ -101,7 +101,7 @@ func (s *osSystem) startWorker(w *worker) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("start worker %d: %w", w.slot, err)
+		return fmt.Errorf("cannot start: %w", err)
 	}
 	// Not reaped until the loop says so: the pid (and the group's id) cannot be reused
 	// under us while a pidfd is open and the child unreaped.
@@ -110,7 +110,7 @@ func (s *osSystem) startWorker(w *worker) error {
 	if err != nil {
 		proc.Kill()
 		proc.Wait()
-		return fmt.Errorf("start worker %d: %w", w.slot, os.NewSyscallError("pidfd_open", err))
+		return fmt.Errorf("cannot start: %w", os.NewSyscallError("pidfd_open", err))
 	}
 	proc.Release()
 	w.pid, w.pidfd = pid, pidfd
@@ -235,7 +235,11 @@ func (s *osSystem) startNewMaster(hello handoffMsg, handed []*fdstore.Listener) 
 	c, err := net.FileConn(ours)
 	ours.Close()
 	if err != nil {
-		return nil, err
+		var oe *net.OpError // "file file+net handoff: fcntl: …" says nothing more
+		if errors.As(err, &oe) {
+			err = oe.Err
+		}
+		return nil, fmt.Errorf("hand-over socket: %w", err)
 	}
 	conn := c.(*net.UnixConn)
 	if err := sendMsg(conn, hello); err != nil {
