@@ -49,7 +49,6 @@ func TestReloadDuringUpgrade(t *testing.T) {
 			// Held in the commit: the old master waits for a worker that cannot drain.
 			held := oldWorkers[0]
 			signal(t, "STOP", held)
-			t.Cleanup(func() { lab.exec("", "kill", "-s", "CONT", strconv.Itoa(held)) })
 			c1 := cursor(t)
 			signal(t, "QUIT", old)
 			waitJournal(t, 10*time.Second, in.Name, c1, "the old master commits", func(es []entry) bool {
