@@ -243,8 +243,7 @@ func barrierTimesOut(t *testing.T) {
 	c1 := cursor(t)
 	thaw := freezePID1(t)
 	signal(t, "QUIT", u.old)
-	u.handedOver(t, c1, newPID)
-	t0 := time.Now()
+	handed := u.handedOver(t, c1, newPID)
 	// When the barrier gives up (5 s), O connects to systemd's D-Bus socket: a socket more.
 	base := sockets(t, u.old)
 	waitFor(t, 10*time.Second, "the old master asks systemd over D-Bus", func() (bool, string) {
@@ -252,7 +251,8 @@ func barrierTimesOut(t *testing.T) {
 		return n > base, fmt.Sprintf("%d sockets (%d before)", n, base)
 	})
 	thaw()
-	t.Logf("the old master asked D-Bus %s after MAINPID=; systemd thawed", time.Since(t0).Round(time.Millisecond))
+	usec, _ := strconv.ParseInt(handed.F["__REALTIME_TIMESTAMP"], 10, 64)
+	t.Logf("the old master asked D-Bus %s after it sent MAINPID=; systemd thawed", time.Since(time.UnixMicro(usec)).Round(time.Millisecond))
 	// O's last lines may be in no unit's journal.
 	waitLines(t, 20*time.Second, "", c1, map[string]func(entry) bool{
 		fmt.Sprintf("the old master takes systemd's MainPID %d for the answer", newPID): func(e entry) bool {
