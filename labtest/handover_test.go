@@ -284,7 +284,9 @@ func stopOldDuringHandOver(t *testing.T) {
 	if p, _ := procOf(t, u.old); p.State != "T" {
 		t.Fatalf("old master %d is in state %q, want T (stopped)", u.old, p.State)
 	}
-	if es := filter(journal(t, "", c1), func(e entry) bool { return e.AttrInt("pid") == newPID && strings.HasPrefix(e.Msg(), "upgrade committed") }); len(es) != 0 {
+	if es := filter(journal(t, "", c1), func(e entry) bool {
+		return e.AttrInt("pid") == newPID && strings.HasPrefix(e.Msg(), "upgrade committed")
+	}); len(es) != 0 {
 		t.Fatalf("the new master took charge while the old one was stopped before it told it: %s", es[0])
 	}
 	servedOnlyBy(t, in.HTTP, newWorkers) // O's workers drained before MAINPID=
