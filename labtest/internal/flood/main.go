@@ -1,3 +1,5 @@
+//go:build linux
+
 // Flood sends notify datagrams to a baton master's worker notify socket (a worker's
 // $NOTIFY_SOCKET) as fast as the master takes them, until a file exists, for the lab test
 // of a notify flood. It runs inside the systemd-lab container, as root.
