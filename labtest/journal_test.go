@@ -89,20 +89,20 @@ func cursor(t testing.TB) string {
 }
 
 // journal returns the entries of unit (its processes' and systemd's about it), after
-// the cursor when one is given.
+// the cursor when one is given. Unit "" is every unit, and none: journald attributes a
+// line to a unit by the sender's cgroup, which it reads from /proc after the line
+// arrived, so the last lines of a process that exits right after them (a master's
+// "master exited") may belong to no unit; look for those with unit "" and the pid.
 func journal(t testing.TB, unit, after string) []entry {
 	t.Helper()
-	argv := []string{"journalctl", "-q", "-u", unit, "-o", "json", "--no-pager"}
+	argv := []string{"journalctl", "-q", "-o", "json", "--no-pager"}
+	if unit != "" {
+		argv = append(argv, "-u", unit)
+	}
 	if after != "" {
 		argv = append(argv, "--after-cursor", after)
 	}
 	return parseJournal(t, run(t, argv...))
-}
-
-// journalAll returns every entry after the cursor, whatever unit (or none) it is about.
-func journalAll(t testing.TB, after string) []entry {
-	t.Helper()
-	return parseJournal(t, run(t, "journalctl", "-q", "-o", "json", "--no-pager", "--after-cursor", after))
 }
 
 func parseJournal(t testing.TB, out string) []entry {
@@ -159,7 +159,8 @@ func containing(es []entry, s string) []entry {
 	return filter(es, func(e entry) bool { return strings.Contains(e.Message(), s) })
 }
 
-// waitJournal waits until the unit's entries after the cursor satisfy ok, and returns them.
+// waitJournal waits until the unit's entries after the cursor satisfy ok, and returns them
+// (unit "": every unit's, see journal).
 func waitJournal(t testing.TB, timeout time.Duration, unit, after, what string, ok func([]entry) bool) []entry {
 	t.Helper()
 	var es []entry
@@ -189,8 +190,8 @@ func pidsIn(es []entry, re *regexp.Regexp) []int {
 	return pids
 }
 
-// waitLines waits until each named check is satisfied by some entry of unit after the
-// cursor (lines of different transports, the workers' stream and baton's datagrams, reach
+// waitLines waits until each named check is satisfied by some entry of unit (""; every
+// unit's, see journal) after the cursor (lines of different transports, the workers' stream and baton's datagrams, reach
 // journald in no fixed order), and returns the entries. It fails the test naming every
 // check that never was.
 func waitLines(t testing.TB, timeout time.Duration, unit, after string, checks map[string]func(entry) bool) []entry {

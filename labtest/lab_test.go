@@ -153,6 +153,54 @@ func alive(t testing.TB, pid int) bool {
 	return ok
 }
 
+// waitGone waits until none of pids is a live process inside the lab.
+func waitGone(t testing.TB, timeout time.Duration, pids ...int) {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("processes %v gone", pids), func() (bool, string) {
+		var left []int
+		for _, pid := range pids {
+			if alive(t, pid) {
+				left = append(left, pid)
+			}
+		}
+		return len(left) == 0, fmt.Sprint(left, " alive")
+	})
+}
+
+// openFDs counts the open file descriptors of pid inside the lab.
+func openFDs(t testing.TB, pid int) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSpace(run(t, "sh", "-c", `ls /proc/$1/fd | wc -l`, "sh", strconv.Itoa(pid))))
+	if err != nil {
+		t.Fatalf("open fds of %d: %v", pid, err)
+	}
+	return n
+}
+
+// pid1Freeze is the cgroup v2 freezer of the lab's systemd (PID 1 runs alone in init.scope).
+const pid1Freeze = "/sys/fs/cgroup/init.scope/cgroup.freeze"
+
+// freezePID1 freezes the lab's systemd: until thaw it reads no notification and answers
+// no D-Bus call, as a PID 1 that is busy or stuck would (systemctl waits too, so a test
+// must not call it meanwhile). The test's end thaws it if the test did not.
+func freezePID1(t testing.TB) (thaw func()) {
+	t.Helper()
+	run(t, "sh", "-c", `echo 1 >`+pid1Freeze)
+	thawed := false
+	thaw = func() {
+		if !thawed {
+			thawed = true
+			lab.exec("", "sh", "-c", `echo 0 >`+pid1Freeze)
+		}
+	}
+	t.Cleanup(thaw)
+	waitFor(t, 5*time.Second, "PID 1 frozen", func() (bool, string) {
+		ev := run(t, "cat", "/sys/fs/cgroup/init.scope/cgroup.events")
+		return strings.Contains(ev, "frozen 1"), ev
+	})
+	return thaw
+}
+
 // signal sends sig (a name: USR2, QUIT, …) to pid inside the lab.
 func signal(t testing.TB, sig string, pid int) {
 	t.Helper()

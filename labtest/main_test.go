@@ -25,7 +25,7 @@ type Lab struct {
 	Root    string // LAB_ROOT: host, bookworm-backports, trixie, or a directory
 	Repo    string // the repository, bound at the same path inside
 	Dir     string // this run's scratch directory, bound at the same path inside
-	Bin     string // Dir/bin: baton, baton-v1, baton-v2, hello, probe
+	Bin     string // Dir/bin: baton, baton-v1, baton-v2, hello, probe, flood
 	Version int    // systemd's major version inside
 	Units   *UnitSet
 }
@@ -130,8 +130,8 @@ func shortRoot(root string) string {
 	return "dir"
 }
 
-// build compiles baton (twice, with different versions, for the upgrade tests), hello
-// and probe into l.Bin. Static binaries run on any LAB_ROOT.
+// build compiles baton (twice, with different versions, for the upgrade tests), hello,
+// probe and flood into l.Bin. Static binaries run on any LAB_ROOT.
 func (l *Lab) build() error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -142,6 +142,7 @@ func (l *Lab) build() error {
 		{"baton-v2", "./cmd/baton", "-X main.version=labtest-2"},
 		{"hello", "./examples/hello", ""},
 		{"probe", "./labtest/internal/probe", ""},
+		{"flood", "./labtest/internal/flood", ""},
 	}
 	t0 := time.Now()
 	for _, b := range builds {
@@ -155,7 +156,7 @@ func (l *Lab) build() error {
 	if err := copyFile(filepath.Join(l.Bin, "baton-v1"), filepath.Join(l.Bin, "baton")); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "labtest: built baton, hello, probe in %s\n", time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "labtest: built baton, hello, probe, flood in %s\n", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 

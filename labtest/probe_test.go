@@ -94,8 +94,9 @@ func mustServe(t testing.TB, addr string, n int) probeResult {
 	return r
 }
 
-// probeRun is a probe running in the background.
+// probeRun is a probe (or flood) running in the background.
 type probeRun struct {
+	name     string
 	stopFile string
 	lines    chan string // stdout lines, closed at the end
 	seen     []string    // lines waitLine consumed
@@ -130,12 +131,20 @@ const stopArg = "{stop}"
 // startProbe starts probe with args in the background.
 func startProbe(t testing.TB, args ...string) *probeRun {
 	t.Helper()
+	return startProgram(t, "probe", args...)
+}
+
+// startProgram starts one of the programs built into lab.Bin (probe, flood) inside the lab
+// in the background, with args.
+func startProgram(t testing.TB, name string, args ...string) *probeRun {
+	t.Helper()
 	p := &probeRun{
+		name:     name,
 		stopFile: filepath.Join(lab.Dir, fmt.Sprintf("probe-stop-%d", probeSeq.Add(1))),
 		lines:    make(chan string, 4096),
 		done:     make(chan error, 1),
 	}
-	argv := []string{"exec", filepath.Join(lab.Bin, "probe")}
+	argv := []string{"exec", filepath.Join(lab.Bin, name)}
 	for _, a := range args {
 		if a == stopArg {
 			a = p.stopFile
@@ -149,7 +158,7 @@ func startProbe(t testing.TB, args ...string) *probeRun {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start probe: %v", err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -196,14 +205,28 @@ func (p *probeRun) waitLine(t testing.TB, timeout time.Duration, what string, ok
 // stop ends a -until probe and returns its summary.
 func (p *probeRun) stop(t testing.TB) probeResult {
 	t.Helper()
+	p.end(t)
+	return p.wait(t, 60*time.Second)
+}
+
+// end creates the run's stop file: a -until program ends.
+func (p *probeRun) end(t testing.TB) {
+	t.Helper()
 	if err := os.WriteFile(p.stopFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return p.wait(t, 60*time.Second)
 }
 
 // wait waits for the probe to end and returns its summary.
 func (p *probeRun) wait(t testing.TB, timeout time.Duration) probeResult {
+	t.Helper()
+	var r probeResult
+	p.summary(t, timeout, &r)
+	return r
+}
+
+// summary waits for the program to end and decodes its last line, a JSON summary, into v.
+func (p *probeRun) summary(t testing.TB, timeout time.Duration, v any) {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -214,15 +237,14 @@ func (p *probeRun) wait(t testing.TB, timeout time.Duration) probeResult {
 				continue
 			}
 			if err := <-p.done; err != nil {
-				t.Fatalf("probe: %v: %s", err, p.errOut.String())
+				t.Fatalf("%s: %v: %s", p.name, err, p.errOut.String())
 			}
-			var r probeResult
-			if len(p.seen) == 0 || json.Unmarshal([]byte(p.seen[len(p.seen)-1]), &r) != nil {
-				t.Fatalf("probe: no summary line in %q (stderr %q)", p.seen, p.errOut.String())
+			if len(p.seen) == 0 || json.Unmarshal([]byte(p.seen[len(p.seen)-1]), v) != nil {
+				t.Fatalf("%s: no summary line in %q (stderr %q)", p.name, p.seen, p.errOut.String())
 			}
-			return r
+			return
 		case <-deadline:
-			t.Fatalf("probe: not done after %s; output so far: %q", timeout, p.seen)
+			t.Fatalf("%s: not done after %s; output so far: %q", p.name, timeout, p.seen)
 		}
 	}
 }

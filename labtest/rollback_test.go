@@ -32,12 +32,7 @@ func TestManualRollback(t *testing.T) {
 	oldWorkers := in.waitWorkers(c0, old, 2)
 	s := sample(in.Name, "MainPID", "ActiveState")
 
-	signal(t, "USR2", old)
-	newPID := in.newMaster(c0, old)
-	newWorkers := in.waitWorkers(c0, newPID, 2)
-	waitJournal(t, 20*time.Second, in.Name, c0, "old master sees the new one ready", func(es []entry) bool {
-		return slices.ContainsFunc(withMsg(es, "new master ready"), func(e entry) bool { return e.AttrInt("new_pid") == newPID })
-	})
+	newPID, newWorkers := in.upgradeReady(c0, old)
 
 	signal(t, "WINCH", old)
 	in.waitExited(c0, oldWorkers)

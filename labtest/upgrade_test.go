@@ -30,6 +30,20 @@ func (in *instance) newMaster(after string, old int) int {
 	return pid
 }
 
+// upgradeReady sends USR2 to the old master and waits until the new master's workers
+// are ready and the old master knows it (with commit = "manual" the upgrade then waits
+// for the test); it returns the new master's pid and its workers.
+func (in *instance) upgradeReady(after string, old int) (int, []int) {
+	in.t.Helper()
+	signal(in.t, "USR2", old)
+	newPID := in.newMaster(after, old)
+	workers := in.waitWorkers(after, newPID, in.conf.Workers)
+	waitJournal(in.t, 20*time.Second, in.Name, after, "the old master sees the new one ready", func(es []entry) bool {
+		return slices.ContainsFunc(withMsg(es, "new master ready"), func(e entry) bool { return e.AttrInt("new_pid") == newPID })
+	})
+	return newPID, workers
+}
+
 // waitMainPID waits until systemd's MainPID of the service is pid.
 func (in *instance) waitMainPID(pid int) {
 	in.t.Helper()
@@ -181,7 +195,8 @@ func TestStopAfterUpgradeIsGraceful(t *testing.T) {
 			return e.Msg() == "worker exited" && e.AttrInt("worker_pid") == w && e.Attr("how") == "exit status 0"
 		}
 	}
-	es := waitLines(t, 10*time.Second, in.Name, c1, checks)
+	waitLines(t, 10*time.Second, "", c1, checks) // "master exited" may be in no unit's journal
+	es := journal(t, in.Name, c1)
 	for _, e := range append(containing(es, "SIGKILL"), containing(es, "code=killed")...) {
 		t.Errorf("journal: %s", e)
 	}
