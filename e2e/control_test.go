@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,4 +212,75 @@ func TestControlReloadClaimsSignalReload(t *testing.T) {
 	if n := len(lines(s.log(), `msg="reload: reading the config"`)); n != 3 {
 		t.Errorf("%d reloads started, want 3", n)
 	}
+}
+
+// TestControlSocketFollowsTheConfig (issue 9): `baton reload|upgrade|stop -c FILE` (the
+// units' ExecReload= and ExecStop=) read control_socket from the file as it is now, while
+// the master listens where the file said when it started. Under load: an admin moves
+// control_socket, then reloads (found through $RUNTIME_DIRECTORY/control.sock, on which a
+// master under systemd always listens too; the master moves to the new path), upgrades
+// (the new master moves to the path its config names when it takes charge), and stops with
+// neither path right but systemd's $MAINPID (QUIT to the main process).
+func TestControlSocketFollowsTheConfig(t *testing.T) {
+	s := newService(t)
+	rt := s.path("run")
+	if err := os.Mkdir(rt, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RUNTIME_DIRECTORY", rt) // the master's, and the CLI's, as systemd sets both
+	sock := func(name string) string { return "control_socket = \"" + name + "\"\n" }
+	hello := s.helloConfig(2, "\n[upgrade]\ncommit = \"auto\"\nsoak = \"0s\"\n")
+	first := s.run(sock("a.sock") + hello)
+	for _, p := range []string{"a.sock", "run/control.sock"} {
+		if _, code := s.baton("status", "--socket", s.path(p)); code != 0 {
+			t.Fatalf("no master answers on %s", p)
+		}
+	}
+	stop := s.load(4)
+
+	s.writeConfig(sock("b.sock") + hello)
+	out, code := s.baton("reload", "-c", "baton.toml", "--wait")
+	if code != 0 {
+		t.Fatalf("reload --wait after control_socket moved = %d %q", code, out)
+	}
+	if st := s.status(); st.PID != first {
+		t.Fatalf("status -c after the reload: pid %d, want %d", st.PID, first)
+	}
+	if _, err := os.Lstat(s.path("a.sock")); !os.IsNotExist(err) {
+		t.Errorf("the old control socket a.sock is still there after the reload: %v", err)
+	}
+
+	s.writeConfig(sock("c.sock") + hello)
+	out, code = s.baton("upgrade", "-c", "baton.toml", "--wait")
+	if code != 0 || !strings.Contains(out, "upgrade committed") {
+		t.Fatalf("upgrade --wait after control_socket moved = %d %q", code, out)
+	}
+	waitFor(t, 20e9, func() bool { return !alive(first) }, "the old master to exit")
+	second := s.pid("baton.pid")
+	waitFor(t, 10e9, func() bool {
+		_, code := s.baton("status", "--socket", s.path("c.sock"))
+		return code == 0
+	}, "the new master on c.sock")
+	if st := s.status(); st.PID != second || !st.Main {
+		t.Fatalf("status -c after the upgrade: %d main %v, want %d", st.PID, st.Main, second)
+	}
+
+	n, errs := stop()
+	if len(errs) > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", len(errs), n, errs[0])
+	}
+
+	// Neither the file's path nor a runtime directory: only systemd's $MAINPID names it.
+	s.writeConfig(sock("d.sock") + hello)
+	cmd := exec.Command(bin.baton, "stop", "-c", "baton.toml", "--wait")
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), "RUNTIME_DIRECTORY=", "MAINPID="+strconv.Itoa(second))
+	b, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "sent QUIT to the main process") || !strings.Contains(string(b), "exited") {
+		t.Fatalf("stop --wait with $MAINPID only: %v %q", err, b)
+	}
+	if alive(second) {
+		t.Fatalf("master %d alive after stop --wait returned", second)
+	}
+	s.waitExit(20e9)
 }

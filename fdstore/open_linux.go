@@ -186,6 +186,11 @@ func setupUnix(fd int, s Spec, sf *sockFile) error {
 	return nil
 }
 
+// RemoveStale removes the unix socket file at path if nothing accepts on it any more (its
+// listener was closed): nothing there is fine; a live socket, or a file that is not a
+// socket, is left alone and reported.
+func RemoveStale(path string) error { return clearStale(path) }
+
 // clearStale makes way for a unix socket at path: nothing there is fine, a
 // dead socket is removed, a live socket or any other file is an error.
 func clearStale(path string) error {

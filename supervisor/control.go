@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
 )
 
@@ -20,9 +22,10 @@ import (
 // and `rollback` talk to the master in charge. One JSON request line, one JSON reply
 // line. Only root and the user the master runs as get in (SO_PEERCRED).
 //
-// The socket is handed over with the listeners on an upgrade, so its path never changes
-// hands by unlink and bind; only the main master accepts on it: the old master until the
-// commit, the new one from then on.
+// The sockets are handed over with the listeners on an upgrade, so a path never changes
+// hands by unlink and bind; only the main master accepts on them: the old master until the
+// commit, the new one from then on. A reload, or a new master taking charge, moves them to
+// the paths the config names now (syncControl).
 
 // controlName names the control socket among the listeners passed to a new master.
 const controlName = "baton.control"
@@ -44,41 +47,149 @@ type ControlReply struct {
 // replyFunc answers one request; it is called once, on the master loop.
 type replyFunc func(ControlReply)
 
-// openControl opens the control socket at path, or takes it from the listeners an old
-// master handed over (removing it from ls).
-func openControl(path string, ls []*fdstore.Listener) (*fdstore.Listener, []*fdstore.Listener, error) {
-	for i, l := range ls {
-		if l.Name == controlName {
-			return l, append(ls[:i:i], ls[i+1:]...), nil
-		}
+// ctlSock is one control socket of the master. The master listens on the path its config
+// names (control_socket, else $RUNTIME_DIRECTORY/control.sock) and, under systemd's
+// RuntimeDirectory= with control_socket set elsewhere, on $RUNTIME_DIRECTORY/control.sock
+// too: a place that does not move when someone edits the file, where `baton … -c FILE`
+// looks when the path the file names now has no master on it (controlPaths).
+type ctlSock struct {
+	l  *fdstore.Listener // owned
+	ln net.Listener      // accepting on it, while this master is in charge
+}
+
+// controlPaths are the control sockets a master with configuration c listens on.
+func controlPaths(c *config.Config) []string {
+	var ps []string
+	if p := c.ControlPath(); p != "" {
+		ps = append(ps, p)
 	}
-	if path == "" {
-		return nil, ls, nil
+	if rt := (&config.Config{}).ControlPath(); rt != "" && !slices.Contains(ps, rt) {
+		ps = append(ps, rt)
 	}
+	return ps
+}
+
+func controlSpec(path string) fdstore.Spec {
 	spec := fdstore.Spec{Name: controlName, Network: "unix", Address: path, Mode: 0o600}
 	if strings.HasPrefix(path, "@") {
 		spec.Mode = 0 // an abstract socket has no file mode: peer credentials alone guard it
 	}
-	l, err := fdstore.Open(spec)
-	if err != nil {
-		return nil, ls, fmt.Errorf("control socket: %w", err)
-	}
-	return l, ls, nil
+	return spec
 }
 
-// serveControl starts accepting on the control socket, when this master becomes the one
-// in charge.
+// openControl takes the control sockets an old master handed over (removing them from
+// ls), whatever their paths: a new master makes them what its config says once it is in
+// charge (syncControl). A first master opens paths.
+func openControl(paths []string, ls []*fdstore.Listener) ([]*ctlSock, []*fdstore.Listener, error) {
+	var cs []*ctlSock
+	rest := ls[:0:0]
+	for _, l := range ls {
+		if l.Name == controlName {
+			cs = append(cs, &ctlSock{l: l})
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	if len(cs) > 0 {
+		return cs, rest, nil
+	}
+	for _, p := range paths {
+		l, err := fdstore.Open(controlSpec(p))
+		if err != nil {
+			closeControls(cs)
+			return nil, ls, fmt.Errorf("control socket: %w", err)
+		}
+		cs = append(cs, &ctlSock{l: l})
+	}
+	return cs, rest, nil
+}
+
+// openMissingControl opens the control sockets of paths this master does not listen on
+// yet, and serves them at once when it is in charge. It returns what it opened.
+func (m *Master) openMissingControl(paths []string) ([]*ctlSock, error) {
+	var opened []*ctlSock
+	for _, p := range paths {
+		if slices.ContainsFunc(m.controls, func(c *ctlSock) bool { return c.l.Matches(controlSpec(p)) }) {
+			continue
+		}
+		l, err := fdstore.Open(controlSpec(p))
+		if err != nil {
+			m.closeControl("another one could not be opened", opened...)
+			return nil, fmt.Errorf("control socket: %w", err)
+		}
+		c := &ctlSock{l: l}
+		opened = append(opened, c)
+		m.controls = append(m.controls, c)
+	}
+	if m.controlLive {
+		m.serveControl()
+	}
+	return opened, nil
+}
+
+// closeControl stops accepting on cs, closes them and removes their socket files (if no
+// one else accepts on them: an old master that has not exited yet still holds them).
+func (m *Master) closeControl(why string, cs ...*ctlSock) {
+	for _, c := range cs {
+		m.controls = slices.DeleteFunc(m.controls, func(x *ctlSock) bool { return x == c })
+		if c.ln != nil {
+			c.ln.Close()
+		}
+		c.l.Close()
+		if c.l.Network == "unix" && strings.HasPrefix(c.l.Addr, "/") {
+			if err := fdstore.RemoveStale(c.l.Addr); err != nil {
+				m.log.Debug("control socket file left", "address", c.l.Addr, "err", err)
+			}
+		}
+		m.log.Info("control socket closed", "address", c.l.Addr, "why", why)
+	}
+}
+
+// syncControl makes the control sockets of a master in charge what its config says now:
+// `baton reload|stop -c FILE` read the path from the file as it is now. A path that
+// cannot be opened is logged; the master serves on the others.
+func (m *Master) syncControl() {
+	want := controlPaths(m.cfg)
+	if _, err := m.openMissingControl(want); err != nil {
+		m.log.Error("control socket not moved", "err", err)
+	}
+	var gone []*ctlSock
+	for _, c := range m.controls {
+		if !slices.ContainsFunc(want, func(p string) bool { return c.l.Matches(controlSpec(p)) }) {
+			gone = append(gone, c)
+		}
+	}
+	m.closeControl("no longer in the config", gone...)
+}
+
+func closeControls(cs []*ctlSock) {
+	for _, c := range cs {
+		if c.ln != nil {
+			c.ln.Close()
+		}
+		c.l.Close()
+	}
+}
+
+// serveControl accepts on every control socket not accepted on yet; from the moment this
+// master is in charge (controlLive) until it stops.
 func (m *Master) serveControl() {
-	if m.control == nil || m.controlLn != nil {
-		return
+	m.controlLive = true
+	for _, c := range m.controls {
+		if c.ln == nil {
+			m.acceptControl(c)
+		}
 	}
-	ln, err := net.FileListener(m.control.File)
+}
+
+func (m *Master) acceptControl(cs *ctlSock) {
+	ln, err := net.FileListener(cs.l.File)
 	if err != nil {
-		m.log.Error("control socket", "err", err)
+		m.log.Error("control socket", "address", cs.l.Addr, "err", err)
 		return
 	}
-	m.controlLn = ln
-	m.log.Info("control socket", "address", m.control.Addr)
+	cs.ln = ln
+	m.log.Info("control socket", "address", cs.l.Addr)
 	cfgPath := m.cfg.Path // fixed for the master's life
 	slots := m.controlSlots
 	go func() {
@@ -141,10 +252,14 @@ const maxControlConns = 32
 // reply: a client that does neither holds its own goroutine, never the master loop.
 const controlTimeout = 10 * time.Second
 
-// stopControl stops accepting (the socket itself stays open, for the next master).
+// stopControl stops accepting (the sockets themselves stay open, for the next master).
 func (m *Master) stopControl() {
-	if m.controlLn != nil {
-		m.controlLn.Close()
+	m.controlLive = false
+	for _, c := range m.controls {
+		if c.ln != nil {
+			c.ln.Close()
+			c.ln = nil
+		}
 	}
 }
 

@@ -211,6 +211,7 @@ func (m *Master) takeCharge(committed bool) {
 	closeAll(m.dropped)
 	m.dropped = nil
 	m.serveControl()
+	m.syncControl() // the config may name other paths than the old master's
 }
 
 // failStart is a new master whose first workers failed: it tells the old master why and

@@ -5,6 +5,8 @@ package supervisor
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -732,5 +734,56 @@ func TestQUITWhileSystemdRunsTheUnitCommits(t *testing.T) {
 	m.handle(sigEvent{syscall.SIGQUIT})
 	if s.asks != 0 || m.role != roleCommitting {
 		t.Errorf("off systemd: %d questions, role %s; want 0, committing", s.asks, m.role)
+	}
+}
+
+// A reload whose config names another control_socket listens on the new path as soon as
+// the config is read (`baton reload --wait -c FILE` dials it), and closes the old one,
+// removing its file, when the reload is done; a failed reload closes what it opened.
+func TestReloadMovesControlSocket(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("RUNTIME_DIRECTORY", "")
+	path := func(name string) string { return filepath.Join(dir, name) }
+	m, s := testMaster(t, false, true, func(c *config.Config) { c.ControlSocket = path("a.sock") })
+	var err error
+	if m.controls, _, err = openControl(controlPaths(m.cfg), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeControls(m.controls) })
+	m.start()
+	readyAll(m)
+	reloadTo := func(name string) {
+		cfg := *m.cfg
+		cfg.ControlSocket = path(name)
+		m.handle(sigEvent{syscall.SIGHUP})
+		m.handle(configLoaded{seq: s.loads[len(s.loads)-1], cfg: &cfg})
+		if _, err := os.Lstat(path(name)); err != nil {
+			t.Fatalf("no %s once the config naming it was read: %v", name, err)
+		}
+	}
+	addrs := func() []string {
+		var as []string
+		for _, c := range m.controls {
+			as = append(as, filepath.Base(c.l.Addr))
+		}
+		return as
+	}
+
+	reloadTo("b.sock")
+	readyAll(m)
+	if got := addrs(); !slices.Equal(got, []string{"b.sock"}) {
+		t.Fatalf("control sockets after the reload: %q, want b.sock", got)
+	}
+	if _, err := os.Lstat(path("a.sock")); !os.IsNotExist(err) {
+		t.Errorf("a.sock left after the reload: %v", err)
+	}
+
+	reloadTo("c.sock")
+	m.handle(workerExit{w: m.reload.pool.live()[0], status: exitStatus{known: true, code: 1}})
+	if m.reload != nil || !slices.Equal(addrs(), []string{"b.sock"}) {
+		t.Fatalf("after a failed reload: reload %v, control sockets %q, want b.sock", m.reload != nil, addrs())
+	}
+	if _, err := os.Lstat(path("c.sock")); !os.IsNotExist(err) {
+		t.Errorf("c.sock left after the failed reload: %v", err)
 	}
 }

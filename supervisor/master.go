@@ -82,11 +82,11 @@ type Master struct {
 	dropped   []*fdstore.Listener // new master: inherited listeners its config dropped, to remove from the FD store once in charge
 	notify    *sdnotify.Server
 
-	control       *fdstore.Listener // the control socket; nil when there is none
-	controlLn     net.Listener      // accepting on it, while this master is in charge
-	reloadWaiters []replyFunc       // control clients waiting for the reload in flight
-	stopWaiters   []replyFunc       // control clients waiting for this master to exit
-	controlSlots  chan struct{}     // one token per control connection being served
+	controls      []*ctlSock    // the control sockets (control.go)
+	controlLive   bool          // this master accepts on them (it is in charge)
+	reloadWaiters []replyFunc   // control clients waiting for the reload in flight
+	stopWaiters   []replyFunc   // control clients waiting for this master to exit
+	controlSlots  chan struct{} // one token per control connection being served
 
 	signalReload *finishedReload // a SIGHUP reload whose result no client took yet
 
@@ -142,7 +142,7 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 			closeAll(inherited)
 			closeAll(m.listeners)
 			closeAll(m.dropped)
-			m.control.Close()
+			closeControls(m.controls)
 			if m.notify != nil {
 				m.notify.Close()
 			}
@@ -200,7 +200,7 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 	if m.cfg, ss, err = loadConfig(opts.Load); err != nil {
 		return nil, err
 	}
-	if m.control, inherited, err = openControl(m.cfg.ControlPath(), inherited); err != nil {
+	if m.controls, inherited, err = openControl(controlPaths(m.cfg), inherited); err != nil {
 		return nil, err
 	}
 	use, unused, err := fdstore.Resolve(ss, inherited)
@@ -399,7 +399,7 @@ func (m *Master) cleanup() {
 	closeAll(m.listeners)
 	closeAll(m.dropped)
 	m.stopControl()
-	m.control.Close()
+	closeControls(m.controls)
 	m.devNull.Close()
 	if m.cfg.PIDFile != "" {
 		m.sys.removePID(m.cfg.PIDFile, m.pid)

@@ -24,6 +24,7 @@ type reload struct {
 	listeners []*fdstore.Listener // the set after the reload
 	unused    []*fdstore.Listener // current listeners the new config drops: closed on success
 	opened    []*fdstore.Listener // opened for this reload: closed on failure
+	controls  []*ctlSock          // control sockets opened for this reload: closed on failure
 }
 
 // canReload says why a reload cannot start now, or nil.
@@ -77,6 +78,15 @@ func (m *Master) onConfigLoaded(ev configLoaded) {
 		return
 	}
 	r.cfg, r.listeners, r.unused, r.stamp = ev.cfg, use, unused, ev.stamp
+	if m.parent == nil {
+		// A path control_socket names now is served at once: `baton reload --wait -c FILE`
+		// reads it from the file as it is now. The old path closes when the reload is done.
+		if r.controls, err = m.openMissingControl(controlPaths(ev.cfg)); err != nil {
+			m.reload = nil
+			m.reloadFailed(r, err.Error())
+			return
+		}
+	}
 	for _, l := range use {
 		if !contains(m.listeners, l) {
 			r.opened = append(r.opened, l)
@@ -87,6 +97,7 @@ func (m *Master) onConfigLoaded(ev configLoaded) {
 	if err != nil {
 		m.reload = nil
 		closeAll(r.opened)
+		m.closeControl("the reload failed", r.controls...)
 		m.reloadFailed(r, err.Error())
 		return
 	}
@@ -112,6 +123,9 @@ func (m *Master) commitReload() {
 	m.unstoreListeners(r.unused)
 	closeAll(r.unused)
 	m.storeListeners(r.opened)
+	if m.parent == nil {
+		m.syncControl()
+	}
 	m.lastErr = ""
 	m.log.Info("reload complete", "pool", r.pool.id, "workers", len(r.pool.workers), "event", "reload-ok")
 	m.answerReload(r, nil)
@@ -131,6 +145,7 @@ func (m *Master) failReload(reason string) {
 		m.retire(r.pool, false)
 	}
 	closeAll(r.opened)
+	m.closeControl("the reload failed", r.controls...)
 	m.reloadFailed(r, reason)
 }
 

@@ -62,9 +62,9 @@ func (m *Master) startUpgrade() error {
 	}
 	hello := handoffMsg{Type: "hello", Generation: m.gen + 1, OldPID: m.pid, Config: m.cfg.Path,
 		WatchdogUsec: uint64(m.watchdog.Microseconds()), Nofile: m.nofile}
-	handed := m.listeners
-	if m.control != nil {
-		handed = append(slices.Clip(handed), m.control)
+	handed := slices.Clip(m.listeners)
+	for _, c := range m.controls {
+		handed = append(handed, c.l)
 	}
 	up, err := m.sys.startNewMaster(hello, handed)
 	if err != nil {

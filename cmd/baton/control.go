@@ -13,12 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 // control runs a control verb (status, reload, upgrade, rollback, stop) against the
@@ -36,18 +39,29 @@ func control(verb string, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	path := *socket
-	if path == "" {
+	paths := []string{*socket}
+	if *socket == "" {
 		var err error
-		if path, err = controlPath(*file); err != nil {
+		if paths, err = controlPaths(*file); err != nil {
 			fmt.Fprintf(stderr, "baton %s: %v\n", verb, err)
 			return 2
 		}
 	}
-	reply, err := ask(path, supervisor.ControlRequest{Verb: verb, Wait: *wait}, *timeout)
-	if err != nil && verb == "stop" && errors.Is(err, errNoMaster) {
-		fmt.Fprintf(stdout, "baton stop: no master runs (%v)\n", err)
-		return 0
+	reply, err := askFirst(paths, supervisor.ControlRequest{Verb: verb, Wait: *wait}, *timeout)
+	if err != nil && errors.Is(err, errNoMaster) {
+		if pid := mainPID(); pid > 0 {
+			// systemd says a master runs (ExecStop=, ExecReload= get $MAINPID): its
+			// control socket is not where we looked.
+			if verb == "stop" {
+				return stopByPID(pid, *wait, *timeout, err, stdout, stderr)
+			}
+			fmt.Fprintf(stderr, "baton %s: %v; yet the service's main process %d runs (MAINPID): is its control socket elsewhere? (give --socket)\n", verb, err, pid)
+			return 3
+		}
+		if verb == "stop" {
+			fmt.Fprintf(stdout, "baton stop: no master runs (%v)\n", err)
+			return 0
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "baton %s: %v\n", verb, err)
@@ -68,14 +82,20 @@ func control(verb string, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// controlPath finds the control socket from a config file without judging the rest of
-// it: a reload must reach the master, and hear from it, even when the file is broken.
-func controlPath(file string) (string, error) {
+// controlPaths are the control sockets to try, in order, from a config file read without
+// judging the rest of it (a reload must reach the master, and hear from it, even when the
+// file is broken): the path the file names now (control_socket, else
+// $RUNTIME_DIRECTORY/control.sock), then $RUNTIME_DIRECTORY/control.sock, on which a master
+// under systemd also listens when control_socket is elsewhere (a master started before
+// someone edited control_socket listens there and on the old path), then, from a shell, the
+// shipped units' runtime directory: baton@web.service reads /etc/baton/web.toml and has
+// RuntimeDirectory=baton/web.
+func controlPaths(file string) ([]string, error) {
 	c := config.Default()
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		if m := controlLine.FindSubmatch(b); m != nil {
 			c.ControlSocket = string(m[1])
@@ -85,18 +105,24 @@ func controlPath(file string) (string, error) {
 			}
 		}
 	}
-	if p := c.ControlPath(); p != "" {
-		return p, nil
+	var ps []string
+	add := func(p string) {
+		if p != "" && !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
 	}
-	// From a shell, for an instance of the shipped units: baton@web.service reads
-	// /etc/baton/web.toml and has RuntimeDirectory=baton/web.
+	add(c.ControlPath())
+	add((&config.Config{}).ControlPath())
 	if file != "" {
 		p := filepath.Join("/run/baton", strings.TrimSuffix(filepath.Base(file), ".toml"), "control.sock")
 		if _, err := os.Stat(p); err == nil {
-			return p, nil
+			add(p)
 		}
 	}
-	return "", fmt.Errorf("no control socket: give --socket, or -c FILE with control_socket set, or run under systemd with RuntimeDirectory=")
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("no control socket: give --socket, or -c FILE with control_socket set, or run under systemd with RuntimeDirectory=")
+	}
+	return ps, nil
 }
 
 // controlLine finds a top-level control_socket = "…" line, even in a file that does not
@@ -105,12 +131,103 @@ var controlLine = regexp.MustCompile(`(?m)^[ \t]*control_socket[ \t]*=[ \t]*"([^
 
 var errNoMaster = errors.New("no master answers")
 
+// askFirst asks on the first of paths a master answers on.
+func askFirst(paths []string, req supervisor.ControlRequest, timeout time.Duration) (supervisor.ControlReply, error) {
+	var tried []string
+	for _, p := range paths {
+		reply, err := ask(p, req, timeout)
+		var nm *noMaster
+		if !errors.As(err, &nm) {
+			return reply, err
+		}
+		tried = append(tried, nm.why())
+		if len(paths) == 1 {
+			return reply, err
+		}
+	}
+	return supervisor.ControlReply{}, fmt.Errorf("%w on %s", errNoMaster, strings.Join(tried, ", "))
+}
+
+// noMaster: nothing accepts on path (no socket file, or a stale one).
+type noMaster struct {
+	path string
+	err  error
+}
+
+func (e *noMaster) Error() string { return fmt.Sprintf("%v on %s: %v", errNoMaster, e.path, e.err) }
+func (e *noMaster) Unwrap() error { return errNoMaster }
+
+// why is "PATH (connection refused)".
+func (e *noMaster) why() string {
+	var errno syscall.Errno
+	if errors.As(e.err, &errno) {
+		return fmt.Sprintf("%s (%v)", e.path, errno)
+	}
+	return fmt.Sprintf("%s (%v)", e.path, e.err)
+}
+
+// mainPID is $MAINPID, which systemd gives ExecStop= and ExecReload= when it knows the
+// service's main process, if that process runs; else 0.
+func mainPID() int {
+	pid, err := strconv.Atoi(os.Getenv("MAINPID"))
+	if err != nil || pid <= 1 || syscall.Kill(pid, 0) == syscall.ESRCH {
+		return 0
+	}
+	return pid
+}
+
+// stopByPID is `baton stop` when no control socket answers but systemd names the main
+// process: SIGQUIT, baton's graceful stop (an old master during an upgrade asks systemd,
+// finds the unit stopping, and stops both generations), then, with --wait, until it exits.
+func stopByPID(pid int, wait bool, timeout time.Duration, why error, stdout, stderr io.Writer) int {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == unix.ESRCH {
+		fmt.Fprintf(stdout, "baton stop: no master runs (%v)\n", why)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "baton stop: %v; main process %d: pidfd_open: %v\n", why, pid, err)
+		return 3
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, unix.SIGQUIT, nil, 0); err != nil {
+		if err == unix.ESRCH {
+			fmt.Fprintf(stdout, "baton stop: no master runs (%v)\n", why)
+			return 0
+		}
+		fmt.Fprintf(stderr, "baton stop: %v; main process %d: %v\n", why, pid, err)
+		return 3
+	}
+	fmt.Fprintf(stdout, "baton stop: %v; sent QUIT to the main process %d (MAINPID)\n", why, pid)
+	if !wait {
+		return 0
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			fmt.Fprintf(stderr, "baton stop: the main process %d still runs after %s\n", pid, timeout)
+			return 3
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(min(left, time.Second).Milliseconds())+1)
+		if err != nil && err != unix.EINTR {
+			fmt.Fprintf(stderr, "baton stop: waiting for %d: %v\n", pid, err)
+			return 3
+		}
+		if n > 0 {
+			fmt.Fprintf(stdout, "baton stop: the main process %d exited\n", pid)
+			return 0
+		}
+	}
+}
+
 // ask sends one request and reads one reply.
 func ask(path string, req supervisor.ControlRequest, timeout time.Duration) (supervisor.ControlReply, error) {
 	var reply supervisor.ControlReply
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-		return reply, fmt.Errorf("%w on %s: %w", errNoMaster, path, err)
+		return reply, &noMaster{path, err}
 	}
 	if err != nil {
 		return reply, fmt.Errorf("cannot reach the master on %s: %w", path, err)
