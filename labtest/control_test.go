@@ -43,7 +43,7 @@ func controlFollows(t *testing.T, r role, inst string, port int) {
 		_, _, rc := runRC(t, baton, "status", "--socket", path)
 		return rc == 0
 	}
-	in.conf.Extra = sock("a.sock")
+	in.conf.Top = sock("a.sock")
 	in.start()
 	first := in.mainPID()
 	for _, p := range []string{filepath.Join(dir, "a.sock"), in.Control} {
@@ -54,7 +54,7 @@ func controlFollows(t *testing.T, r role, inst string, port int) {
 	load := startLoad(t, in.HTTP, 4)
 
 	c := in.conf
-	c.Extra = sock("b.sock")
+	c.Top = sock("b.sock")
 	in.writeConfig(c)
 	if _, errOut, rc := runRC(t, "systemctl", "reload", in.Name); rc != 0 {
 		t.Fatalf("systemctl reload after control_socket moved: exit %d: %s", rc, errOut)
@@ -63,7 +63,7 @@ func controlFollows(t *testing.T, r role, inst string, port int) {
 		t.Fatalf("after the reload: MainPID %d (want %d); want the master on b.sock, not a.sock", m, first)
 	}
 
-	c.Extra = sock("c.sock")
+	c.Top = sock("c.sock")
 	in.writeConfig(c)
 	c0 := cursor(t)
 	if out, errOut, rc := runRC(t, baton, "upgrade", "--wait", "-c", in.Config); rc != 0 {

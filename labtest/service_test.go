@@ -39,6 +39,7 @@ type conf struct {
 	Soak    string
 	Timeout string // upgrade.timeout
 	Extra   string // appended verbatim
+	Top     string // top-level keys (control_socket, pidfile), before every table
 }
 
 type listen struct{ Name, Address string }
@@ -94,6 +95,9 @@ func (in *instance) serviceDropIn(lines ...string) {
 // configText renders the config file.
 func (in *instance) configText(c conf) string {
 	var b strings.Builder
+	if c.Top != "" {
+		b.WriteString(c.Top + "\n\n")
+	}
 	ls := c.Listen
 	if in.Socket == "" && !slices.ContainsFunc(ls, func(l listen) bool { return l.Name == in.FDName }) {
 		ls = append([]listen{{in.FDName, in.HTTP}}, ls...)
