@@ -217,6 +217,18 @@ func (p *probeRun) end(t testing.TB) {
 	}
 }
 
+// stopNoFailures ends a -until probe, logs its summary as what, and fails the test unless
+// it made requests and none failed.
+func (p *probeRun) stopNoFailures(t testing.TB, what string) probeResult {
+	t.Helper()
+	lr := p.stop(t)
+	t.Logf("%s: %d ok, %d failed %v", what, lr.OK, lr.Failed, lr.Errors)
+	if lr.Failed != 0 || lr.OK == 0 {
+		t.Errorf("%s: %d ok, %d failed: %v", what, lr.OK, lr.Failed, lr.Errors)
+	}
+	return lr
+}
+
 // wait waits for the probe to end and returns its summary.
 func (p *probeRun) wait(t testing.TB, timeout time.Duration) probeResult {
 	t.Helper()
