@@ -105,16 +105,28 @@ printf '[worker]\ncommand = ["/usr/lib/baton/hello"]\ncount = 2\n' >/etc/baton/s
 systemctl start baton@sock.socket baton@sock.service
 check "baton@sock is active" systemctl is-active -q baton@sock.service
 check "it serves on /run/baton/sock.sock" eventually 20 serves --unix-socket /run/baton/sock.sock http://x/
-# An instance with its control socket outside its RuntimeDirectory: upgraded by SIGUSR2.
+# An instance whose config puts its control socket elsewhere: the master listens in its
+# RuntimeDirectory too, so the postinst still finds it there.
 sed -e 's|^address = "127.0.0.1:8080"|address = "127.0.0.1:8081"|' \
 	-e '1i control_socket = "/run/baton-alt-test.sock"' /etc/baton/example.toml >/etc/baton/alt.toml
 systemctl start baton-fdstore@alt.service
 check "baton-fdstore@alt is active" systemctl is-active -q baton-fdstore@alt
 check "it serves on 127.0.0.1:8081" eventually 20 serves http://127.0.0.1:8081/
+# A unit of the admin's own, without a RuntimeDirectory: the postinst cannot know where its
+# control socket is, and upgrades it with SIGUSR2.
+sed -e 's|^address = "127.0.0.1:8080"|address = "127.0.0.1:8082"|' \
+	-e '1i control_socket = "/run/own-baton-test.sock"' /etc/baton/example.toml >/etc/baton/own.toml
+printf '[Service]\nType=notify\nNotifyAccess=main\nExecStart=/usr/bin/baton run -c /etc/baton/own.toml\n' \
+	>/etc/systemd/system/own-baton-test.service
+systemctl daemon-reload
+systemctl start own-baton-test.service
+check "own-baton-test is active" systemctl is-active -q own-baton-test
+check "it serves on 127.0.0.1:8082" eventually 20 serves http://127.0.0.1:8082/
 
 # ---------------------------------------------------------------- deb: upgrade
 section "deb: upgrade"
 ex=$(mainpid baton-fdstore@example) so=$(mainpid baton@sock) alt=$(mainpid baton-fdstore@alt)
+own=$(mainpid own-baton-test)
 start_load
 out=$(dpkg -i "$deb2" 2>&1)
 rc=$?
@@ -124,21 +136,25 @@ check "dpkg -i v2 succeeds" test $rc = 0
 check "/usr/bin/baton is v2" eval '[ "$(/usr/bin/baton version)" = "baton v0.0.0-test.2" ]'
 check "example: upgrade committed, reported" contains "$out" "baton-fdstore@example.service: baton upgrade: upgrade committed"
 check "sock: upgrade committed, reported" contains "$out" "baton@sock.service: baton upgrade: upgrade committed"
-check "alt: no control socket, USR2 sent" contains "$out" "baton-fdstore@alt.service: no control socket at /run/baton/alt/control.sock; sending SIGUSR2"
+check "alt: upgrade committed through its runtime control socket" contains "$out" "baton-fdstore@alt.service: baton upgrade: upgrade committed"
+check "own unit: no control socket known, USR2 sent" contains "$out" "own-baton-test.service: no control socket; sending SIGUSR2"
 check "example: a new master, running the new binary" eval 'pid_changed baton-fdstore@example $ex && runs_installed baton-fdstore@example'
 check "sock: a new master, running the new binary" eval 'pid_changed baton@sock $so && runs_installed baton@sock'
-check "alt: a new master, running the new binary" eventually 30 eval 'pid_changed baton-fdstore@alt $alt && runs_installed baton-fdstore@alt'
+check "alt: a new master, running the new binary" eval 'pid_changed baton-fdstore@alt $alt && runs_installed baton-fdstore@alt'
+check "own unit: a new master, running the new binary" eventually 30 eval 'pid_changed own-baton-test $own && runs_installed own-baton-test'
 check "example serves generation 2" eval 'http | grep -q "generation=2"'
 check "deb: nothing restarted it either (generation 2)" eval 'baton status --socket /run/baton/example/control.sock | grep -q "generation 2"'
 check "the load got answers ($load_ok)" test "$load_ok" -gt 0
 check "no request failed during the upgrade ($load_failed failed)" test "$load_failed" = 0
-check "the instances are still active" systemctl is-active -q baton-fdstore@example baton@sock baton-fdstore@alt
+check "the instances are still active" systemctl is-active -q baton-fdstore@example baton@sock baton-fdstore@alt own-baton-test
 
 # Idempotent: running the postinst again upgrades nothing (the masters run the installed file).
 ex=$(mainpid baton-fdstore@example)
 out=$(/var/lib/dpkg/info/baton.postinst configure 0.0.0~test.1-1 2>&1)
 check "postinst again: exit 0, nothing to do" eval '[ $? = 0 ] && [ -z "$out" ]'
 check "postinst again: same master" test "$(mainpid baton-fdstore@example)" = "$ex"
+# The admin's unit is not the package's to stop on removal: the test stops it.
+systemctl stop own-baton-test.service
 
 # ---------------------------------------------------------------- deb: a failing upgrade
 section "deb: a failing upgrade"
