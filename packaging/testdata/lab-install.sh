@@ -105,17 +105,20 @@ printf '[worker]\ncommand = ["/usr/lib/baton/hello"]\ncount = 2\n' >/etc/baton/s
 systemctl start baton@sock.socket baton@sock.service
 check "baton@sock is active" systemctl is-active -q baton@sock.service
 check "it serves on /run/baton/sock.sock" eventually 20 serves --unix-socket /run/baton/sock.sock http://x/
+# variant PORT SOCKET: example.toml serving on 127.0.0.1:PORT, its control socket at SOCKET.
+variant() {
+	sed -e "s|^address = \"127.0.0.1:8080\"|address = \"127.0.0.1:$1\"|" \
+		-e "1i control_socket = \"$2\"" /etc/baton/example.toml
+}
 # An instance whose config puts its control socket elsewhere: the master listens in its
 # RuntimeDirectory too, so the postinst still finds it there.
-sed -e 's|^address = "127.0.0.1:8080"|address = "127.0.0.1:8081"|' \
-	-e '1i control_socket = "/run/baton-alt-test.sock"' /etc/baton/example.toml >/etc/baton/alt.toml
+variant 8081 /run/baton-alt-test.sock >/etc/baton/alt.toml
 systemctl start baton-fdstore@alt.service
 check "baton-fdstore@alt is active" systemctl is-active -q baton-fdstore@alt
 check "it serves on 127.0.0.1:8081" eventually 20 serves http://127.0.0.1:8081/
 # A unit of the admin's own, without a RuntimeDirectory: the postinst cannot know where its
 # control socket is, and upgrades it with SIGUSR2.
-sed -e 's|^address = "127.0.0.1:8080"|address = "127.0.0.1:8082"|' \
-	-e '1i control_socket = "/run/own-baton-test.sock"' /etc/baton/example.toml >/etc/baton/own.toml
+variant 8082 /run/own-baton-test.sock >/etc/baton/own.toml
 printf '[Service]\nType=notify\nNotifyAccess=main\nExecStart=/usr/bin/baton run -c /etc/baton/own.toml\n' \
 	>/etc/systemd/system/own-baton-test.service
 systemctl daemon-reload
