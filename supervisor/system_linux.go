@@ -171,17 +171,27 @@ func groupHasOthers(pgid int) bool {
 		return false
 	}
 	defer d.Close()
-	names, _ := d.Readdirnames(-1)
-	for _, n := range names {
-		pid, err := strconv.Atoi(n)
-		if err != nil || pid == pgid {
-			continue
+	for {
+		names, err := d.Readdirnames(512)
+		for _, n := range names {
+			pid, err := strconv.Atoi(n)
+			if err != nil || pid == pgid {
+				continue
+			}
+			// getpgid is one system call where reading /proc/PID/stat costs the kernel a
+			// formatted page: this runs on the loop at every worker exit, so the stat file
+			// is read only for members, to tell a live one from a zombie.
+			if g, err := unix.Getpgid(pid); err != nil || g != pgid {
+				continue
+			}
+			if g, alive := procPgrp(pid); alive && g == pgid {
+				return true
+			}
 		}
-		if g, ok := procPgrp(pid); ok && g == pgid {
-			return true
+		if err != nil {
+			return false
 		}
 	}
-	return false
 }
 
 // procPgrp reads the process group of pid from /proc/PID/stat (its 5th field, after the
