@@ -91,7 +91,7 @@ var eventKinds = []struct {
 	{"new-exit", func(m *Master, s *fakeSystem) {
 		up := upOr(m)
 		m.handle(newMasterMsg{up, handoffMsg{Type: "exit", Code: 1, Reason: "bad config"}})
-		m.handle(newMasterExited{up})
+		m.handle(newMasterExited{up: up})
 	}},
 	{"upgrade-timeout", func(m *Master, s *fakeSystem) {
 		if ts := s.armedOf(tUpgradeReady); len(ts) > 0 {
@@ -421,7 +421,7 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 	case n == 6 && m.up != nil:
 		k := []string{"ready", "error", "exit", "exited"}[rng.IntN(4)]
 		if k == "exited" {
-			m.handle(newMasterExited{m.up})
+			m.handle(newMasterExited{up: m.up})
 		} else {
 			m.handle(newMasterMsg{m.up, handoffMsg{Type: k, Reason: "x"}})
 		}
@@ -583,7 +583,7 @@ func TestUpgradeTimeoutStopsBeforeKill(t *testing.T) {
 	if !hasEffect(s, n, "signal N KILL") {
 		t.Fatalf("no SIGKILL after the grace: %q", s.effects[n:])
 	}
-	m.handle(newMasterExited{m.up})
+	m.handle(newMasterExited{up: m.up})
 	if m.role != roleServing || !strings.Contains(m.lastErr, "not ready within") {
 		t.Fatalf("role %s, last error %q", m.role, m.lastErr)
 	}
@@ -592,12 +592,12 @@ func TestUpgradeTimeoutStopsBeforeKill(t *testing.T) {
 func TestRollbackReasonIsNewMastersLastWord(t *testing.T) {
 	m, _ := reach(t, roleUpgrading)
 	m.handle(newMasterMsg{m.up, handoffMsg{Type: "exit", Code: 1, Reason: "web.toml:8: worker.count: must be 1..1024"}})
-	m.handle(newMasterExited{m.up})
+	m.handle(newMasterExited{up: m.up})
 	if !strings.Contains(m.lastErr, "web.toml:8") || !strings.Contains(m.lastErr, "exit 1") {
 		t.Fatalf("last error %q", m.lastErr)
 	}
 	m, _ = reach(t, roleUpgrading)
-	m.handle(newMasterExited{m.up})
+	m.handle(newMasterExited{up: m.up})
 	if !strings.Contains(m.lastErr, "without a word") {
 		t.Fatalf("last error %q", m.lastErr)
 	}
@@ -702,7 +702,7 @@ func TestQUITWhileSystemdStopsTheUnit(t *testing.T) {
 			up := m.up
 			exitRetiring(m)
 			m.handle(newMasterMsg{up, handoffMsg{Type: "exit", Reason: "QUIT before the upgrade was committed"}})
-			m.handle(newMasterExited{up})
+			m.handle(newMasterExited{up: up})
 			if m.role != roleExited {
 				t.Fatalf("role %s once both generations are gone, want exited: %q", m.role, s.effects[n:])
 			}
