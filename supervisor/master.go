@@ -407,6 +407,7 @@ func (m *Master) cleanup() {
 		p.cancelRestarts()
 	}
 	disarm(m.wdTimer)
+	disarm(m.progress.timer)
 	if m.parent != nil {
 		msg := m.exitMsg
 		if msg == "" {
