@@ -30,16 +30,16 @@ type fakeSystem struct {
 	effects []string
 	lingers map[int]bool // pid -> its process group has other members
 	pidfile map[string]int
-	loads   []int      // config loads in flight (reload seq)
-	hands   []*upgrade // hand-overs in flight
-	waits   []*parent  // waits for systemd to make a new master main
-	asks    int        // questions to systemd whether it stops the unit, unanswered
-	failNew bool       // startNewMaster fails
-	badCfg  bool       // loads return an error
-	mainPID int        // the last MAINPID= sent
-	hello   handoffMsg // the last hello sent to a new master
+	loads   []int        // config loads in flight (reload seq)
+	hands   []*upgrade   // hand-overs in flight
+	waits   []*parent    // waits for systemd to make a new master main
+	asks    int          // questions to systemd whether it stops the unit, unanswered
+	failNew bool         // startNewMaster fails
+	badCfg  bool         // loads return an error
+	mainPID int          // the last MAINPID= sent
+	hello   handoffMsg   // the last hello sent to a new master
 	sent    []handoffMsg // every message sent over a link, in order
-	bugs    []string   // broken rules seen at the moment of an effect
+	bugs    []string     // broken rules seen at the moment of an effect
 }
 
 func newFakeSystem() *fakeSystem {

@@ -109,10 +109,10 @@ type Master struct {
 	lastErr     string
 	lastErrSlot int // lastErr is slot's crash loop: its worker ready again clears it (0: not one)
 
-	startedAt time.Time                   // when this master started (New)
-	history  []HistoryEntry               // the last lifecycle events, oldest first (status.go)
-	origins  map[*fdstore.Listener]string // where an inherited listener came from, for status
-	progress progressState                // new master: what was last sent to the old one
+	startedAt time.Time                    // when this master started (New)
+	history   []HistoryEntry               // the last lifecycle events, oldest first (status.go)
+	origins   map[*fdstore.Listener]string // where an inherited listener came from, for status
+	progress  progressState                // new master: what was last sent to the old one
 
 	rate rateLimits
 
