@@ -161,7 +161,7 @@ func (m *Master) workerStatus(now time.Time) []WorkerStatus {
 		for _, w := range p.all() {
 			ws = append(ws, WorkerStatus{
 				Slot: w.slot, PID: w.pid, Pool: p.id, State: w.state.String(), Role: role,
-				Uptime: age(now, w.started), Failures: p.failures[w.slot-1], Status: w.status,
+				Uptime: age(now, w.started), Failures: p.failures[w.slot-1], Status: cleanText(w.status),
 				StartedAt: w.started, Restarts: p.restarts[w.slot-1],
 			})
 		}
