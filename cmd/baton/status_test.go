@@ -18,8 +18,8 @@ func TestPrintStatusDuringUpgrade(t *testing.T) {
 	st := &supervisor.Status{
 		PID: 1200, Generation: 1, Main: true, State: "upgrading", Role: "in charge", Config: "/etc/baton/web.toml",
 		Version: "v1.4.0", Exe: "/usr/bin/baton", StartedAt: at, Uptime: "3h0m0s",
-		Line: "generation 1: 2/2 workers ready; upgrade to pid 1300 upgrading",
-		Step: &supervisor.Step{Name: "new-master-starting", Text: "waiting for the new master to be ready (1 of 2 workers ready), times out in 23s", Deadline: &deadline, Remaining: "23s"},
+		Line:      "generation 1: 2/2 workers ready; upgrade to pid 1300 upgrading",
+		Step:      &supervisor.Step{Name: "new-master-starting", Text: "waiting for the new master to be ready (1 of 2 workers ready), times out in 23s", Deadline: &deadline, Remaining: "23s"},
 		Listeners: []supervisor.ListenerStatus{{Name: "web", Network: "tcp", Address: "127.0.0.1:8080", Source: "fdstore"}},
 		Workers: []supervisor.WorkerStatus{
 			{Slot: 1, PID: 1201, Pool: 1, State: "ready", Role: "current", Uptime: "3h0m0s", Restarts: 2},
