@@ -333,15 +333,22 @@ func validHistory(h []HistoryEntry) []HistoryEntry {
 	}
 	out := make([]HistoryEntry, 0, len(h))
 	for _, e := range h {
-		e.Event, e.Result, e.Reason, e.Took = cleanText(e.Event), cleanText(e.Result), cleanText(e.Reason), cleanText(e.Took)
+		e.Event, e.Result, e.Reason, e.Took = cleanText(e.Event), cleanText(e.Result), clip(e.Reason, maxReason), cleanText(e.Took)
 		out = append(out, e)
 	}
 	return out
 }
 
+// maxReason bounds a reason in the history (a config error names a path), so that the
+// history a hello carries stays far below readMsg's 64 KiB.
+const maxReason = 1024
+
 // cleanText makes s safe to print on one line: control characters become spaces, invalid
 // UTF-8 is replaced, and it is cut to maxText bytes.
-func cleanText(s string) string {
+func cleanText(s string) string { return clip(s, maxText) }
+
+// clip is cleanText with a bound of n bytes.
+func clip(s string, n int) string {
 	s = strings.ToValidUTF8(s, "\ufffd")
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
@@ -349,8 +356,8 @@ func cleanText(s string) string {
 		}
 		return r
 	}, s)
-	if len(s) > maxText {
-		s = strings.ToValidUTF8(s[:maxText], "") + "…"
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "…"
 	}
 	return s
 }

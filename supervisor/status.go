@@ -302,7 +302,7 @@ func (p *pool) startDeadline() *timer {
 // record adds a lifecycle event to the history, dropping the oldest beyond historyLen.
 func (m *Master) record(event, result, reason string, since time.Time) {
 	now := m.sys.now()
-	e := HistoryEntry{Time: now, Generation: m.gen, Event: event, Result: result, Reason: reason}
+	e := HistoryEntry{Time: now, Generation: m.gen, Event: event, Result: result, Reason: clip(reason, maxReason)}
 	if !since.IsZero() {
 		e.Took = now.Sub(since).Round(time.Millisecond).String()
 	}

@@ -312,6 +312,18 @@ func TestProgressFromNewMasterIsValidated(t *testing.T) {
 	if len(b) >= 64<<10 {
 		t.Fatalf("largest progress message: %d bytes", len(b))
 	}
+	// And the largest history a hello carries.
+	m, _ := reach(t, roleServing)
+	for range 2 * historyLen {
+		m.record("reload", "failed", strings.Repeat("\x00é", 5000), time.Time{})
+	}
+	b, _ = json.Marshal(handoffMsg{Type: "hello", History: m.history})
+	if len(m.history) != historyLen || len(b) >= 64<<10 {
+		t.Fatalf("largest hello: %d entries, %d bytes", len(m.history), len(b))
+	}
+	if h := validHistory(m.history); len(h) != historyLen || strings.Contains(h[0].Reason, "\x00") {
+		t.Fatalf("history taken from a hello: %d entries, first reason %q", len(h), h[0].Reason[:20])
+	}
 }
 
 func TestListenerSources(t *testing.T) {
