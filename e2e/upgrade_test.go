@@ -176,7 +176,7 @@ func TestUSR2ToEveryProcess(t *testing.T) {
 		}
 	}
 	waitFor(t, 20*time.Second, func() bool { return !alive(old) }, "old master to exit")
-	if got := append(lines(s.log(), "killed by USR2"), lines(s.log(), "(signal user defined signal 2)")...); len(got) > 0 {
+	if got := append(lines(s.log(), "killed by SIGUSR2"), lines(s.log(), "(signal user defined signal 2)")...); len(got) > 0 {
 		t.Errorf("a process died of USR2:\n%s", strings.Join(got, "\n"))
 	}
 	if n := len(lines(s.log(), `msg="upgrade rolled back`)); n > 0 {

@@ -76,7 +76,7 @@ func TestFailedUpgradeChangesNothing(t *testing.T) {
 		conf   func(c *conf) // rewrites the config on disk before USR2; nil keeps it
 		reason string        // in the rollback's log line
 	}{
-		{name: "binary exits", inst: "f-exit", port: 18106, script: "#!/bin/sh\nexit 3\n", reason: "exited"},
+		{name: "binary exits", inst: "f-exit", port: 18106, script: "#!/bin/sh\nexit 3\n", reason: "exited without a word: exit status 3"},
 		{name: "binary hangs", inst: "f-hang", port: 18107, script: "#!/bin/sh\nexec sleep 600\n", reason: "not ready within 3s"},
 		{name: "workers fail", inst: "f-workers", port: 18108, conf: func(c *conf) {
 			c.Command = []string{"/bin/false"} // the new master reads the file; the old one keeps its config

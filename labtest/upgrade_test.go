@@ -51,7 +51,7 @@ func (in *instance) waitMainPID(pid int) {
 }
 
 // exitedHow returns, for each worker pid in pids, how baton says it exited ("exit status
-// 0", "killed by KILL", …), from the "worker exited" lines; a pid with no line is absent.
+// 0", "killed by SIGKILL", …), from the "worker exited" lines; a pid with no line is absent.
 func exitedHow(es []entry, pids []int) map[int]string {
 	how := map[int]string{}
 	for _, e := range withMsg(es, "worker exited") {
@@ -131,7 +131,7 @@ func TestKillUSR2Upgrades(t *testing.T) {
 	}
 	in.waitExited(c1, oldWorkers)
 	es = journal(t, in.Name, c1)
-	bad := append(containing(es, "code=killed"), containing(es, "killed by USR2")...)
+	bad := append(containing(es, "code=killed"), containing(es, "killed by SIGUSR2")...)
 	bad = append(bad, filter(es, func(e entry) bool { return e.Attr("event") == "worker-crashed" })...)
 	// A committed upgrade is not an old master that went away (issue 8's path).
 	bad = append(bad, withMsg(es, "systemd made this master its main process")...)

@@ -50,8 +50,13 @@ type newMasterMsg struct {
 	msg handoffMsg
 }
 
-// newMasterExited: the new master's pidfd says it exited (old master's side).
-type newMasterExited struct{ up *upgrade }
+// newMasterExited: the new master's pidfd says it exited (old master's side). how says how
+// it ended ("killed by SIGKILL", "exit status 1"), as far as the kernel told (pidfdExit);
+// "" when nobody could tell.
+type newMasterExited struct {
+	up  *upgrade
+	how string
+}
 
 // oldMasterMsg: the old master sent a message (new master's side): commit.
 type oldMasterMsg struct {
@@ -120,12 +125,13 @@ const (
 	tSoak                           // the soak time after the new master was ready: commit
 	tNewMasterKill                  // the new master did not exit after TERM/QUIT: SIGKILL
 	tWatchdog                       // ping systemd's watchdog
+	tProgress                       // new master: send the progress held back by progressEvery
 )
 
 var timerNames = [...]string{
 	tWorkerStart: "worker-start", tWorkerKill: "worker-kill", tWorkerLinger: "worker-linger",
 	tRestart: "restart", tUpgradeReady: "upgrade-ready", tSoak: "soak",
-	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog",
+	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
 }
 
 func (k timerKind) String() string { return timerNames[k] }
@@ -139,6 +145,7 @@ type timer struct {
 	p    *pool
 	slot int
 	up   *upgrade
+	at   time.Time // when it was armed (Master.arm): at+d is its deadline, for baton status
 
 	stop func() // set by the system that armed it
 }

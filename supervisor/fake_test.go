@@ -30,14 +30,16 @@ type fakeSystem struct {
 	effects []string
 	lingers map[int]bool // pid -> its process group has other members
 	pidfile map[string]int
-	loads   []int      // config loads in flight (reload seq)
-	hands   []*upgrade // hand-overs in flight
-	waits   []*parent  // waits for systemd to make a new master main
-	asks    int        // questions to systemd whether it stops the unit, unanswered
-	failNew bool       // startNewMaster fails
-	badCfg  bool       // loads return an error
-	mainPID int        // the last MAINPID= sent
-	bugs    []string   // broken rules seen at the moment of an effect
+	loads   []int        // config loads in flight (reload seq)
+	hands   []*upgrade   // hand-overs in flight
+	waits   []*parent    // waits for systemd to make a new master main
+	asks    int          // questions to systemd whether it stops the unit, unanswered
+	failNew bool         // startNewMaster fails
+	badCfg  bool         // loads return an error
+	mainPID int          // the last MAINPID= sent
+	hello   handoffMsg   // the last hello sent to a new master
+	sent    []handoffMsg // every message sent over a link, in order
+	bugs    []string     // broken rules seen at the moment of an effect
 }
 
 func newFakeSystem() *fakeSystem {
@@ -103,6 +105,7 @@ func (s *fakeSystem) startNewMaster(hello handoffMsg, ls []*fdstore.Listener) (*
 		return nil, fmt.Errorf("exec format error")
 	}
 	s.nextPID++
+	s.hello = hello
 	s.did("start new master %d generation %d", s.nextPID, hello.Generation)
 	return &upgrade{pid: s.nextPID, link: &fakeLink{s: s, peer: "N"}}, nil
 }
@@ -183,6 +186,7 @@ func (l *fakeLink) send(msg handoffMsg) error {
 		return fmt.Errorf("closed")
 	}
 	l.s.did("send %s %s", l.peer, msg.Type)
+	l.s.sent = append(l.s.sent, msg)
 	return nil
 }
 func (l *fakeLink) close() { l.closed = true }

@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 
@@ -21,8 +23,10 @@ import (
 // SIGUSR2, over an inherited SOCK_SEQPACKET socketpair (fd 3 in N, named by
 // BATON_UPGRADE_FD). One JSON object per packet:
 //
-//	O → N  {"type":"hello","generation":2,"old_pid":…,"config":…,"watchdog_usec":…,"nofile":…}
+//	O → N  {"type":"hello","generation":2,"old_pid":…,"config":…,"watchdog_usec":…,"nofile":…,"history":[…]}
 //	O → N  the listeners, by name (fdstore.Send: SCM_RIGHTS)
+//	N → O  {"type":"progress","progress":{…}}  N's state and workers (MasterSnapshot), when
+//	       they change, at most every progressEvery
 //	N → O  {"type":"ready"}              every worker of N is ready
 //	N → O  {"type":"error","reason":…}   N gives up (then exits)
 //	N → O  {"type":"exit","code":…,"reason":…}  N's last word before it exits uncommitted
@@ -49,6 +53,11 @@ type handoffMsg struct {
 	Nofile *syscall.Rlimit `json:"nofile,omitempty"`
 	Reason string          `json:"reason,omitempty"`
 	Code   int             `json:"code,omitempty"` // exit: N's exit code
+	// Progress is N's snapshot of itself (progress), for the old master's baton status.
+	Progress *MasterSnapshot `json:"progress,omitempty"`
+	// History is O's lifecycle history (hello): N carries it on and adds the upgrade's
+	// outcome.
+	History []HistoryEntry `json:"history,omitempty"`
 }
 
 func sendMsg(conn *net.UnixConn, msg handoffMsg) error {
@@ -185,10 +194,15 @@ func (m *Master) takeCharge(committed bool) {
 		// The old master would have removed its .oldbin as it exited; it died instead.
 		m.sys.removePID(m.cfg.PIDFile+OldbinSuffix, m.parent.oldPID)
 	}
+	oldPID := m.parent.oldPID
 	m.parent = nil
+	disarm(m.progress.timer)
+	m.progress.timer = nil
 	if committed {
+		m.record("upgrade", "ok", fmt.Sprintf("old master %d retired", oldPID), m.startedAt)
 		m.log.Info("upgrade committed: this master is in charge")
 	} else {
+		m.record("upgrade", "ok", fmt.Sprintf("old master %d went away before it committed", oldPID), m.startedAt)
 		m.log.Warn("the old master went away before it committed the upgrade; this master is in charge", "event", "took-charge")
 	}
 	switch m.role {
@@ -229,4 +243,121 @@ func (m *Master) failStart(reason string) {
 	m.exitMsg = reason
 	m.exitCode = 1
 	m.fastStop()
+}
+
+// progressEvery bounds how often a new master sends its progress: a worker that crashes
+// in a loop changes it at every restart.
+const progressEvery = 250 * time.Millisecond
+
+// maxSnapshotWorkers bounds the workers a progress message lists (and an old master takes
+// from one): at about 200 bytes each, a message stays far below readMsg's 64 KiB.
+const maxSnapshotWorkers = 128
+
+// progressState is a new master's record of the progress it sent its old master.
+type progressState struct {
+	sent  string    // the last snapshot sent, as JSON
+	at    time.Time // when
+	timer *timer    // tProgress: a change held back by progressEvery
+}
+
+// snapshot is this master as a progress message describes it. Ages are left out (the old
+// master computes them from the start times), so it changes only when something happens.
+func (m *Master) snapshot() MasterSnapshot {
+	n := MasterSnapshot{
+		PID: m.pid, Generation: m.gen, State: m.role.String(), Version: m.opts.Version,
+		Exe: m.opts.Exe, StartedAt: m.startedAt, Wanted: m.cfg.Worker.Count,
+	}
+	if p := m.current; p != nil {
+		n.Ready, n.Wanted = p.readyCount(), len(p.workers)
+	}
+	for _, w := range m.workerStatus(time.Time{}) {
+		if len(n.Workers) == maxSnapshotWorkers {
+			break
+		}
+		w.Uptime = ""
+		n.Workers = append(n.Workers, w)
+	}
+	return n
+}
+
+// sendProgress tells the old master what changed in this new master, at most every
+// progressEvery (a held-back change goes out when tProgress fires). Runs after every
+// event; a send that fails costs the old master's view, nothing else.
+func (m *Master) sendProgress() {
+	if m.parent == nil || m.progress.timer != nil {
+		return
+	}
+	n := m.snapshot()
+	b, err := json.Marshal(n)
+	if err != nil || string(b) == m.progress.sent {
+		return
+	}
+	now := m.sys.now()
+	if wait := progressEvery - now.Sub(m.progress.at); !m.progress.at.IsZero() && wait > 0 {
+		m.progress.timer = m.arm(&timer{kind: tProgress, d: wait})
+		return
+	}
+	m.progress.sent, m.progress.at = string(b), now
+	if err := m.parent.link.send(handoffMsg{Type: "progress", Progress: &n}); err != nil {
+		m.log.Debug("cannot send progress to the old master", "err", err)
+	}
+}
+
+// maxText bounds each string a new master's progress carries.
+const maxText = 200
+
+// validSnapshot checks a new master's progress: it is input from another process. The
+// pid is the one this master started; strings are cut short and made printable; counts
+// are bounded. It returns false for a snapshot not worth showing.
+func validSnapshot(n *MasterSnapshot, pid int) bool {
+	if n == nil || n.PID != pid || n.Generation < 1 || n.Ready < 0 || n.Wanted < 0 || n.Ready > n.Wanted {
+		return false
+	}
+	n.State, n.Version, n.Exe = cleanText(n.State), cleanText(n.Version), cleanText(n.Exe)
+	if len(n.Workers) > maxSnapshotWorkers {
+		n.Workers = n.Workers[:maxSnapshotWorkers]
+	}
+	for i := range n.Workers {
+		w := &n.Workers[i]
+		w.State, w.Role, w.Status, w.Uptime = cleanText(w.State), cleanText(w.Role), cleanText(w.Status), ""
+		w.Slot, w.PID, w.Pool, w.Failures, w.Restarts = max(w.Slot, 0), max(w.PID, 0), max(w.Pool, 0), max(w.Failures, 0), max(w.Restarts, 0)
+	}
+	return true
+}
+
+// validHistory takes the history an old master handed over (hello): at most historyLen
+// entries, strings cut short and printable.
+func validHistory(h []HistoryEntry) []HistoryEntry {
+	if len(h) > historyLen {
+		h = h[len(h)-historyLen:]
+	}
+	out := make([]HistoryEntry, 0, len(h))
+	for _, e := range h {
+		e.Event, e.Result, e.Reason, e.Took = cleanText(e.Event), cleanText(e.Result), clip(e.Reason, maxReason), cleanText(e.Took)
+		out = append(out, e)
+	}
+	return out
+}
+
+// maxReason bounds a reason in the history (a config error names a path), so that the
+// history a hello carries stays far below readMsg's 64 KiB.
+const maxReason = 1024
+
+// cleanText makes s safe to print on one line: control characters become spaces, invalid
+// UTF-8 is replaced, and it is cut to maxText bytes.
+func cleanText(s string) string { return clip(s, maxText) }
+
+// clip is cleanText with a bound of n bytes.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\ufffd")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
 }

@@ -91,7 +91,21 @@ var eventKinds = []struct {
 	{"new-exit", func(m *Master, s *fakeSystem) {
 		up := upOr(m)
 		m.handle(newMasterMsg{up, handoffMsg{Type: "exit", Code: 1, Reason: "bad config"}})
-		m.handle(newMasterExited{up})
+		m.handle(newMasterExited{up: up})
+	}},
+	{"new-progress", func(m *Master, s *fakeSystem) {
+		up := upOr(m)
+		m.handle(newMasterMsg{up, handoffMsg{Type: "progress", Progress: &MasterSnapshot{PID: up.pid, Generation: 2, State: "joining", Ready: 1, Wanted: 2}}})
+	}},
+	{"new-progress-bad", func(m *Master, s *fakeSystem) {
+		up := upOr(m)
+		m.handle(newMasterMsg{up, handoffMsg{Type: "progress", Progress: &MasterSnapshot{PID: up.pid + 1, Generation: 2, Ready: 3, Wanted: 2}}})
+	}},
+	{"new-killed", func(m *Master, s *fakeSystem) { m.handle(newMasterExited{up: upOr(m), how: "killed by SIGKILL"}) }},
+	{"progress-timer", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tProgress); len(ts) > 0 {
+			s.fire(ts[0])
+		}
 	}},
 	{"upgrade-timeout", func(m *Master, s *fakeSystem) {
 		if ts := s.armedOf(tUpgradeReady); len(ts) > 0 {
@@ -187,23 +201,23 @@ var wantRole = map[role]map[string]role{
 	},
 	// QUIT alone: systemd is asked whether it stops the unit; nothing changes until it answers.
 	roleUpgrading: {
-		"new-ready": roleSoaking, "new-exit": roleServing, "ctl-rollback": roleRollingBack,
+		"new-ready": roleSoaking, "new-exit": roleServing, "new-killed": roleServing, "ctl-rollback": roleRollingBack,
 		"QUIT+stopping": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleSoaking: {
 		"QUIT+active": roleCommitting, "QUIT+unknown": roleCommitting, "QUIT+stopping": roleStopping,
-		"soak": roleCommitting, "new-exit": roleServing,
+		"soak": roleCommitting, "new-exit": roleServing, "new-killed": roleServing,
 		"ctl-rollback": roleRollingBack, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleCommitting: {
-		"drain": roleHandingOver, "new-exit": roleServing, "ctl-rollback": roleRollingBack,
+		"drain": roleHandingOver, "new-exit": roleServing, "new-killed": roleServing, "ctl-rollback": roleRollingBack,
 		"QUIT+stopping": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleHandingOver: {
-		"handover-ok": roleExited, "handover-refused": roleRollingBack, "new-exit": roleServing,
+		"handover-ok": roleExited, "handover-refused": roleRollingBack, "new-exit": roleServing, "new-killed": roleServing,
 	},
 	roleRollingBack: {
-		"new-exit": roleServing, "TERM": roleStopping, "ctl-stop": roleStopping,
+		"new-exit": roleServing, "new-killed": roleServing, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleJoining: {
 		"ready": roleAwaitingCommit, "crash": roleStopping, "TERM": roleStopping,
@@ -325,6 +339,8 @@ func timerOwned(m *Master, t *timer) bool {
 		return m.up == t.up && t.up.kill == t
 	case tWatchdog:
 		return m.wdTimer == t
+	case tProgress:
+		return m.progress.timer == t && m.parent != nil
 	}
 	return false
 }
@@ -419,10 +435,14 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		m.handle(ev)
 		return "hand-over-done"
 	case n == 6 && m.up != nil:
-		k := []string{"ready", "error", "exit", "exited"}[rng.IntN(4)]
-		if k == "exited" {
-			m.handle(newMasterExited{m.up})
-		} else {
+		k := []string{"ready", "error", "exit", "exited", "progress"}[rng.IntN(5)]
+		switch k {
+		case "exited":
+			m.handle(newMasterExited{up: m.up, how: "killed by SIGKILL"})
+		case "progress":
+			ready := rng.IntN(4)
+			m.handle(newMasterMsg{m.up, handoffMsg{Type: k, Progress: &MasterSnapshot{PID: m.up.pid + rng.IntN(2), Generation: 2, Ready: ready, Wanted: 2}}})
+		default:
 			m.handle(newMasterMsg{m.up, handoffMsg{Type: k, Reason: "x"}})
 		}
 		return "new-" + k
@@ -583,7 +603,7 @@ func TestUpgradeTimeoutStopsBeforeKill(t *testing.T) {
 	if !hasEffect(s, n, "signal N KILL") {
 		t.Fatalf("no SIGKILL after the grace: %q", s.effects[n:])
 	}
-	m.handle(newMasterExited{m.up})
+	m.handle(newMasterExited{up: m.up})
 	if m.role != roleServing || !strings.Contains(m.lastErr, "not ready within") {
 		t.Fatalf("role %s, last error %q", m.role, m.lastErr)
 	}
@@ -592,12 +612,12 @@ func TestUpgradeTimeoutStopsBeforeKill(t *testing.T) {
 func TestRollbackReasonIsNewMastersLastWord(t *testing.T) {
 	m, _ := reach(t, roleUpgrading)
 	m.handle(newMasterMsg{m.up, handoffMsg{Type: "exit", Code: 1, Reason: "web.toml:8: worker.count: must be 1..1024"}})
-	m.handle(newMasterExited{m.up})
+	m.handle(newMasterExited{up: m.up})
 	if !strings.Contains(m.lastErr, "web.toml:8") || !strings.Contains(m.lastErr, "exit 1") {
 		t.Fatalf("last error %q", m.lastErr)
 	}
 	m, _ = reach(t, roleUpgrading)
-	m.handle(newMasterExited{m.up})
+	m.handle(newMasterExited{up: m.up})
 	if !strings.Contains(m.lastErr, "without a word") {
 		t.Fatalf("last error %q", m.lastErr)
 	}
@@ -702,7 +722,7 @@ func TestQUITWhileSystemdStopsTheUnit(t *testing.T) {
 			up := m.up
 			exitRetiring(m)
 			m.handle(newMasterMsg{up, handoffMsg{Type: "exit", Reason: "QUIT before the upgrade was committed"}})
-			m.handle(newMasterExited{up})
+			m.handle(newMasterExited{up: up})
 			if m.role != roleExited {
 				t.Fatalf("role %s once both generations are gone, want exited: %q", m.role, s.effects[n:])
 			}

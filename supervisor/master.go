@@ -106,7 +106,13 @@ type Master struct {
 	exitMsg string   // as a new master not committed: why it exits, for the old master
 	quitAsk bool     // as the old master: QUIT arrived, systemd is being asked whether it stops the unit
 
-	lastErr string
+	lastErr     string
+	lastErrSlot int // lastErr is slot's crash loop: its worker ready again clears it (0: not one)
+
+	startedAt time.Time                    // when this master started (New)
+	history   []HistoryEntry               // the last lifecycle events, oldest first (status.go)
+	origins   map[*fdstore.Listener]string // where an inherited listener came from, for status
+	progress  progressState                // new master: what was last sent to the old one
 
 	rate rateLimits
 
@@ -127,6 +133,7 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		opts: opts, pid: os.Getpid(), gen: 1,
 		sigs: sigs, events: make(chan event, 64), done: make(chan struct{}),
 		controlSlots: make(chan struct{}, maxControlConns),
+		startedAt:    time.Now(), origins: map[*fdstore.Listener]string{},
 	}
 	m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
 	m.wedgeOnUSR1 = os.Getenv("BATON_TEST_WEDGE") == "1"
@@ -177,12 +184,21 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		m.nofile = hello.Nofile
 		m.log = opts.Logger.With("generation", m.gen, "pid", m.pid)
 		m.log.Info("new master started by upgrade", "old_pid", hello.OldPID, "listeners", len(inherited))
+		m.history = validHistory(hello.History)
+		for _, l := range inherited {
+			m.origins[l] = "handed over"
+		}
 	} else {
 		inherited, err = fdstore.Activation(true)
 		if err != nil {
 			return nil, fmt.Errorf("socket activation: %w", err)
 		}
-		fromStore(inherited)
+		for _, l := range inherited {
+			m.origins[l] = fdstore.Activated.String()
+		}
+		for _, l := range fromStore(inherited) {
+			m.origins[l] = "fdstore"
+		}
 		if m.watchdog, err = sdnotify.WatchdogInterval(); err != nil {
 			m.log.Warn("watchdog disabled", "err", err)
 		}
@@ -305,7 +321,7 @@ func (m *Master) handle(ev event) {
 	case newMasterMsg:
 		m.onNewMasterMsg(ev.up, ev.msg)
 	case newMasterExited:
-		m.onNewMasterExit(ev.up)
+		m.onNewMasterExit(ev.up, ev.how)
 	case oldMasterMsg:
 		m.onOldMasterMsg(ev.p, ev.msg)
 	case oldMasterGone:
@@ -321,6 +337,7 @@ func (m *Master) handle(ev event) {
 	}
 	if m.role != roleExited {
 		m.updateStatus()
+		m.sendProgress()
 	}
 }
 
@@ -340,6 +357,11 @@ func (m *Master) onTimer(t *timer) {
 		m.onSoakEnd(t.up, t)
 	case tNewMasterKill:
 		m.onNewMasterKill(t.up, t)
+	case tProgress:
+		if t == m.progress.timer {
+			m.progress.timer = nil
+			m.sendProgress()
+		}
 	case tWatchdog:
 		if t == m.wdTimer {
 			m.wdTimer = m.arm(&timer{kind: tWatchdog, d: m.watchdog / 2})
@@ -350,6 +372,7 @@ func (m *Master) onTimer(t *timer) {
 
 // arm starts t and returns it.
 func (m *Master) arm(t *timer) *timer {
+	t.at = m.sys.now()
 	m.sys.arm(t)
 	return t
 }
@@ -384,6 +407,7 @@ func (m *Master) cleanup() {
 		p.cancelRestarts()
 	}
 	disarm(m.wdTimer)
+	disarm(m.progress.timer)
 	if m.parent != nil {
 		msg := m.exitMsg
 		if msg == "" {

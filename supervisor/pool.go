@@ -20,6 +20,7 @@ type pool struct {
 	workers   []*worker           // by slot-1; nil while a slot waits to restart
 	lingering []*worker           // exited workers whose process group still has members
 	failures  []int               // consecutive failed starts per slot
+	restarts  []int               // restarts per slot, for status
 	restart   []*timer            // pending restarts per slot
 	ready     bool                // every slot has been ready at least once
 	retiring  bool                // asked to stop; no slot restarts
@@ -30,6 +31,7 @@ func newPool(id int, cfg config.Worker, cred *syscall.Credential, ls []*fdstore.
 		id: id, cfg: cfg, cred: cred, listeners: ls,
 		workers:  make([]*worker, cfg.Count),
 		failures: make([]int, cfg.Count),
+		restarts: make([]int, cfg.Count),
 		restart:  make([]*timer, cfg.Count),
 	}
 }

@@ -13,6 +13,7 @@ type rateLimits struct {
 	notifyBad      limited
 	notifyStranger limited
 	controlRefused limited
+	progressBad    limited
 }
 
 // limited is one rate-limited log line. The loop owns it.

@@ -18,6 +18,7 @@ import (
 type reload struct {
 	seq       int
 	bySignal  bool
+	started   time.Time
 	stamp     string // the config file as it was read (configStamp); "" if unknown
 	cfg       *config.Config
 	pool      *pool
@@ -45,7 +46,7 @@ func (m *Master) startReload(bySignal bool) {
 		return
 	}
 	m.reloads++
-	m.reload = &reload{seq: m.reloads, bySignal: bySignal}
+	m.reload = &reload{seq: m.reloads, bySignal: bySignal, started: m.sys.now()}
 	m.log.Info("reload: reading the config", "event", "reload-started")
 	if m.readyOnce {
 		m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()),
@@ -126,7 +127,8 @@ func (m *Master) commitReload() {
 	if m.parent == nil {
 		m.syncControl()
 	}
-	m.lastErr = ""
+	m.setLastErr("", 0)
+	m.record("reload", "ok", "", r.started)
 	m.log.Info("reload complete", "pool", r.pool.id, "workers", len(r.pool.workers), "event", "reload-ok")
 	m.answerReload(r, nil)
 	if !m.readyOnce {
@@ -150,7 +152,8 @@ func (m *Master) failReload(reason string) {
 }
 
 func (m *Master) reloadFailed(r *reload, reason string) {
-	m.lastErr = "reload failed: " + reason
+	m.setLastErr("reload failed: "+reason, 0)
+	m.record("reload", "failed", reason, r.started)
 	m.log.Error("reload failed; the old workers keep serving", "reason", reason, "event", "reload-failed")
 	m.answerReload(r, errors.New(m.lastErr))
 	if m.role != roleStopping && m.readyOnce {
@@ -168,6 +171,7 @@ func (m *Master) refuseReload(why string) {
 		m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()))
 	}
 	m.log.Warn("reload refused: "+why, "event", "reload-failed")
+	m.record("reload", "failed", "refused: "+why, time.Time{})
 	m.answerReload(r, errors.New("reload refused: "+why))
 	if m.readyOnce {
 		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))

@@ -301,7 +301,7 @@ func (s *osSystem) startNewMaster(hello handoffMsg, handed []*fdstore.Listener) 
 
 // watchNewMaster waits for N to exit, on its pidfd. It lets the reader finish first (N's
 // socket reaches end-of-file when N exits), so that what N said just before it exited is
-// known when the exit is handled.
+// known when the exit is handled, and asks the kernel how N ended (pidfdExit).
 func (s *osSystem) watchNewMaster(up *upgrade, readDone chan struct{}) {
 	fds := []unix.PollFd{{Fd: int32(up.pidfd), Events: unix.POLLIN}}
 	for {
@@ -310,11 +310,57 @@ func (s *osSystem) watchNewMaster(up *upgrade, readDone chan struct{}) {
 			break
 		}
 	}
+	how := make(chan string, 1)
+	go func() { how <- pidfdExit(up.pidfd, exitInfoWait) }()
 	select {
 	case <-readDone:
 	case <-time.After(time.Second): // a child of N holds the socket open
 	}
-	s.m.post(newMasterExited{up}) // the loop closes the pidfd (releaseNewMaster)
+	s.m.post(newMasterExited{up: up, how: <-how}) // the loop closes the pidfd (releaseNewMaster)
+}
+
+// exitInfoWait bounds how long an old master waits for N's exit status: the kernel has it
+// once N's parent (systemd, or whatever started the first master) has reaped N.
+const exitInfoWait = time.Second
+
+// pidfdExit tells how the exited process of pidfd ended ("killed by SIGKILL", "exit status
+// 1"). N is not this master's child (CLONE_PARENT), so waitid cannot see it; since Linux
+// 6.15 the pidfd's PIDFD_GET_INFO ioctl can, with PIDFD_INFO_EXIT, once N's parent has
+// reaped it. It asks every 10 ms until wait has passed.
+func pidfdExit(pidfd int, wait time.Duration) string {
+	deadline := time.Now().Add(wait)
+	for {
+		info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_EXIT}
+		err := unix.IoctlPidfdInfo(pidfd, &info)
+		switch {
+		case err == unix.ENOTTY || err == unix.EINVAL || err == unix.EOPNOTSUPP:
+			return "exit status unknown (kernel < 6.15)"
+		case err != nil && err != unix.ESRCH && err != unix.EINTR:
+			return "exit status unknown (" + os.NewSyscallError("ioctl PIDFD_GET_INFO", err).Error() + ")"
+		case err == nil && info.Supported_mask != 0 && info.Supported_mask&unix.PIDFD_INFO_EXIT == 0:
+			return "exit status unknown (kernel < 6.15)"
+		case err == nil && info.Mask&unix.PIDFD_INFO_EXIT != 0:
+			return waitStatus(syscall.WaitStatus(info.Exit_code)).String()
+		}
+		if time.Now().After(deadline) {
+			if err == unix.ESRCH { // 6.13 and 6.14 have the ioctl, not the exit status
+				return fmt.Sprintf("exit status unknown (kernel < 6.15, or not reaped by its parent within %s)", wait)
+			}
+			return fmt.Sprintf("exit status unknown (not reaped by its parent within %s)", wait)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitStatus is how a process ended, from a wait(2) status.
+func waitStatus(ws syscall.WaitStatus) exitStatus {
+	switch {
+	case ws.Exited():
+		return exitStatus{known: true, code: ws.ExitStatus()}
+	case ws.Signaled():
+		return exitStatus{known: true, signal: ws.Signal()}
+	}
+	return exitStatus{}
 }
 
 // readNewMaster posts N's messages.

@@ -44,6 +44,10 @@ func (m *Master) statusLine() string {
 		b.WriteString("stopping")
 	case p == nil && m.role == roleCommitting:
 		b.WriteString("old workers draining (commit)")
+	case p == nil && m.role == roleHandingOver:
+		b.WriteString("old workers gone; handing over to the new master")
+	case p == nil && m.role == roleRollingBack:
+		b.WriteString("rolling back: starting workers again")
 	case p == nil:
 		b.WriteString("no workers (WINCH)")
 	default:
@@ -64,6 +68,12 @@ func (m *Master) statusLine() string {
 		b.WriteString("; last error: " + m.lastErr)
 	}
 	return b.String()
+}
+
+// setLastErr sets (or, with "", clears) the error the status line and baton status show
+// until a later success; slot names the crash-looping slot whose recovery clears it.
+func (m *Master) setLastErr(s string, slot int) {
+	m.lastErr, m.lastErrSlot = s, slot
 }
 
 // updateStatus sends STATUS= when the line changed.
@@ -107,13 +117,16 @@ func (m *Master) unstoreListeners(ls []*fdstore.Listener) {
 }
 
 // fromStore relabels the fds systemd gave back from its FD store: they are sockets baton
-// opened itself, under their own names.
-func fromStore(ls []*fdstore.Listener) {
+// opened itself, under their own names. It returns them.
+func fromStore(ls []*fdstore.Listener) []*fdstore.Listener {
+	var stored []*fdstore.Listener
 	for _, l := range ls {
 		if name, ok := strings.CutPrefix(l.Name, storePrefix); ok && name != "" {
 			l.Name, l.Source = name, fdstore.Opened
+			stored = append(stored, l)
 		}
 	}
+	return stored
 }
 
 // watchdogPing is WATCHDOG=1, sent only while the workers are healthy: a pool whose every

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,9 @@ type upgrade struct {
 	quit    bool   // QUIT arrived before N was ready: commit once it is
 	reason  string // why it failed, as N or this master saw it
 	said    string // N's last word before it exited ("exit 1: bad config ...")
+
+	progress *MasterSnapshot // N as it last described itself (validSnapshot); nil until then
+	draining int             // committing: this master's workers when the commit began
 
 	// handedOver: MAINPID= naming N was (or is being) sent. From then on this master
 	// never signals N: systemd may already take it for the service.
@@ -61,14 +65,15 @@ func (m *Master) startUpgrade() error {
 		}
 	}
 	hello := handoffMsg{Type: "hello", Generation: m.gen + 1, OldPID: m.pid, Config: m.cfg.Path,
-		WatchdogUsec: uint64(m.watchdog.Microseconds()), Nofile: m.nofile}
+		WatchdogUsec: uint64(m.watchdog.Microseconds()), Nofile: m.nofile, History: m.history}
 	handed := slices.Clip(m.listeners)
 	for _, c := range m.controls {
 		handed = append(handed, c.l)
 	}
 	up, err := m.sys.startNewMaster(hello, handed)
 	if err != nil {
-		m.lastErr = "upgrade failed: " + err.Error()
+		m.setLastErr("upgrade failed: "+err.Error(), 0)
+		m.record("upgrade", "failed", err.Error(), m.sys.now())
 		m.restorePIDFile()
 		m.log.Error("upgrade failed; this master stays in charge", "err", err, "event", "upgrade-failed")
 		return fmt.Errorf("upgrade failed: %w", err)
@@ -86,8 +91,8 @@ func (m *Master) onUpgradeTimeout(up *upgrade, t *timer) {
 		return
 	}
 	up.timer = nil
-	up.reason = fmt.Sprintf("not ready within %s", m.cfg.Upgrade.Timeout)
-	m.log.Error("new master not ready in time; stopping it", "new_pid", up.pid, "timeout", m.cfg.Upgrade.Timeout)
+	up.reason = fmt.Sprintf("not ready within %s: %s", m.cfg.Upgrade.Timeout, up.waitingFor())
+	m.log.Error("new master not ready in time; stopping it", "new_pid", up.pid, "timeout", m.cfg.Upgrade.Timeout, "waiting_for", up.waitingFor())
 	m.stopNewMaster(up, syscall.SIGTERM, newMasterGrace)
 }
 
@@ -120,11 +125,39 @@ func (m *Master) onNewMasterMsg(up *upgrade, msg handoffMsg) {
 	case "ready":
 		m.onNewMasterReady(up)
 	case "error":
-		up.reason = msg.Reason
-		m.log.Error("new master reports failure", "new_pid", up.pid, "reason", msg.Reason)
+		if up.reason == "" { // a timeout or a rollback already said why
+			up.reason = cleanText(msg.Reason)
+		}
+		m.log.Error("new master reports failure", "new_pid", up.pid, "reason", cleanText(msg.Reason))
 	case "exit":
-		up.said = fmt.Sprintf("exit %d: %s", msg.Code, msg.Reason)
+		up.said = cleanText(fmt.Sprintf("exit %d: %s", msg.Code, msg.Reason))
+	case "progress":
+		if validSnapshot(msg.Progress, up.pid) {
+			up.progress = msg.Progress
+		} else {
+			m.rate.progressBad.log(m, "new master's progress message dropped: not valid", "new_pid", up.pid)
+		}
 	}
+}
+
+// waitingFor says what a new master not ready yet was waiting for, from its last
+// progress message.
+func (up *upgrade) waitingFor() string {
+	n := up.progress
+	if n == nil {
+		return "it never reported its progress (did it start?)"
+	}
+	what := fmt.Sprintf("%d of %d workers ready", n.Ready, n.Wanted)
+	var not []string
+	for _, w := range n.Workers {
+		if w.State != workerReady.String() {
+			not = append(not, fmt.Sprintf("worker %d (pid %d) %s", w.Slot, w.PID, w.State))
+		}
+	}
+	if len(not) > 0 && len(not) <= 3 {
+		what += "; " + strings.Join(not, ", ")
+	}
+	return what
 }
 
 func (m *Master) onNewMasterReady(up *upgrade) {
@@ -199,6 +232,10 @@ func (m *Master) commit() {
 	disarm(up.timer)
 	up.timer = nil
 	m.become(roleCommitting, "commit")
+	up.draining = 0
+	for _, p := range m.allPools() {
+		up.draining += len(p.all())
+	}
 	m.log.Info("committing the upgrade: old workers drain", "new_pid", up.pid)
 	if m.reload != nil {
 		m.failReload("upgrade committing")
@@ -271,9 +308,10 @@ func (m *Master) rollBack(reason string) {
 	m.stopNewMaster(up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
 }
 
-// onNewMasterExit runs when N's pidfd says it exited. Before the hand-over this is a
-// rollback: the pid file names this master again and its workers run again.
-func (m *Master) onNewMasterExit(up *upgrade) {
+// onNewMasterExit runs when N's pidfd says it exited; how says how it ended, as far as the
+// kernel could tell. Before the hand-over this is a rollback: the pid file names this master
+// again and its workers run again.
+func (m *Master) onNewMasterExit(up *upgrade, how string) {
 	disarm(up.timer)
 	disarm(up.kill)
 	up.timer, up.kill = nil, nil
@@ -289,16 +327,20 @@ func (m *Master) onNewMasterExit(up *upgrade) {
 		m.maybeExit()
 		return
 	}
+	if how == "" {
+		how = "exit status unknown"
+	}
 	reason := up.reason
 	switch {
 	case reason == "" && up.said != "":
 		reason = up.said
 	case reason == "":
-		reason = "exited without a word (killed, or crashed)"
+		reason = "exited without a word: " + how
 	}
-	m.lastErr = "upgrade rolled back: new master " + strconv.Itoa(up.pid) + " " + reason
+	m.setLastErr("upgrade rolled back: new master "+strconv.Itoa(up.pid)+": "+reason, 0)
+	m.record("upgrade", "rolled back", reason, up.started)
 	m.restorePIDFile() // before the log line: whoever reads it finds the pid file in place
-	m.log.Error("upgrade rolled back: the new master exited before the upgrade was committed", "new_pid", up.pid, "reason", reason, "event", "upgrade-rolled-back")
+	m.log.Error("upgrade rolled back: the new master exited before the upgrade was committed", "new_pid", up.pid, "reason", reason, "exit", how, "event", "upgrade-rolled-back")
 	m.startWorkersAgain()
 	if m.role == roleHandingOver {
 		m.become(roleRollingBack, "new master exited during the hand-over")

@@ -63,6 +63,9 @@ func (e exitStatus) String() string {
 	case !e.known:
 		return "exited (status unknown)"
 	case e.signal != 0:
+		if _, ok := signalNames[e.signal]; ok {
+			return "killed by SIG" + signalName(e.signal) // as kill -l and systemd spell it
+		}
 		return "killed by " + signalName(e.signal)
 	}
 	return "exit status " + strconv.Itoa(e.code)

@@ -96,6 +96,9 @@ func (m *Master) markReady(w *worker) {
 	w.timer = nil
 	w.state = workerReady
 	w.readyAt = m.sys.now()
+	if m.lastErrSlot == w.slot && w.pool == m.current {
+		m.setLastErr("", 0) // the crash loop is over; the history keeps it
+	}
 	m.log.Info("worker ready", "worker", w.slot, "worker_pid", w.pid, "pool", w.pool.id)
 	m.poolChanged(w.pool)
 }
@@ -248,6 +251,9 @@ func (m *Master) firstReady() {
 		m.log.Info("ready; waiting for the old master to commit the upgrade", "event", "ready")
 	case roleStarting:
 		m.become(roleServing, "first pool ready")
+		if m.parent == nil && len(m.history) == 0 {
+			m.record("start", "ok", "", m.startedAt)
+		}
 		m.log.Info("ready", "event", "ready")
 		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
 	}
@@ -300,7 +306,10 @@ func (m *Master) slotFailed(p *pool, slot int, reason string, readyAt time.Time)
 	level, msg := slog.LevelWarn, "worker failed; restarting"
 	if n >= crashLoop {
 		level, msg = slog.LevelError, "worker crash loop; restarting"
-		m.lastErr = fmt.Sprintf("worker %d crash loop: %s (%d in a row)", slot, reason, n)
+		m.setLastErr(fmt.Sprintf("worker %d crash loop: %s (%d in a row)", slot, reason, n), slot)
+		if n == crashLoop {
+			m.record("worker-crash-loop", "failed", fmt.Sprintf("worker %d: %s (%d in a row)", slot, reason, n), time.Time{})
+		}
 	}
 	m.log.Log(nil, level, msg, "worker", slot, "how", reason, "failures", n, "backoff", delay, "event", "worker-crashed")
 	p.restart[i] = m.arm(&timer{kind: tRestart, d: delay, p: p, slot: slot})
@@ -312,6 +321,7 @@ func (m *Master) onRestart(p *pool, slot int, t *timer) {
 	}
 	p.restart[slot-1] = nil
 	if !p.retiring {
+		p.restarts[slot-1]++
 		m.spawn(p, slot)
 	}
 }
