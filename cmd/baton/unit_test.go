@@ -172,12 +172,12 @@ func TestUnitDisagreements(t *testing.T) {
 		{"inactive, a master answers", with(func(u *unitView) { u.ActiveState, u.SubState, u.MainPID = "inactive", "dead", 0 }), serving, []string{"is inactive (dead), yet master 100 answers"}},
 		{"failed, a master answers", with(func(u *unitView) { u.ActiveState, u.SubState = "failed", "failed" }), serving, []string{"is failed (failed)"}},
 		{"reloading within the timeout", with(func(u *unitView) { u.ActiveState, u.Since = "reloading", now.Add(-time.Minute) }), serving, nil},
-		{"reloading too long, master idle", with(func(u *unitView) { u.ActiveState, u.Since = "reloading", now.Add(-3 * time.Minute) }), serving,
+		{"reloading too long, master idle", with(func(u *unitView) { u.ActiveState, u.Since = "reloading", now.Add(-3*time.Minute) }), serving,
 			[]string{"reloading baton@web.service for 3m0s, longer than its TimeoutStartSec=2m0s; the master has no reload in flight"}},
-		{"reloading too long, master reloading", with(func(u *unitView) { u.ActiveState, u.Since = "reloading", now.Add(-3 * time.Minute) }),
+		{"reloading too long, master reloading", with(func(u *unitView) { u.ActiveState, u.Since = "reloading", now.Add(-3*time.Minute) }),
 			&supervisor.Status{PID: 100, Main: true, Reload: &supervisor.ReloadStatus{Ready: 1, Wanted: 2}}, []string{"1/2 new workers ready"}},
 		{"reloading, no timeout", with(func(u *unitView) { u.ActiveState, u.Since, u.reloadTimeout = "reloading", now.Add(-time.Hour), 0 }), serving, nil},
-		{"two at once", with(func(u *unitView) { u.MainPID, u.ActiveState, u.Since = 300, "reloading", now.Add(-3 * time.Minute) }), serving,
+		{"two at once", with(func(u *unitView) { u.MainPID, u.ActiveState, u.Since = 300, "reloading", now.Add(-3*time.Minute) }), serving,
 			[]string{"MainPID is 300", "longer than its TimeoutStartSec"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
