@@ -67,6 +67,7 @@ func unitFlag(t *testing.T, r role, inst string, port int, elsewhere bool) {
 		if rc != 0 {
 			t.Fatalf("%s: baton status --unit %s: exit %d: %s%s", when, name, rc, out, errOut)
 		}
+		t.Logf("%s: baton status --unit %s:\n%s", when, name, out)
 		st := show(t, in.Name, "NRestarts", "NFileDescriptorStore")
 		for _, want := range []string{
 			fmt.Sprintf("master pid %d,", master),
@@ -123,6 +124,7 @@ func unitFlag(t *testing.T, r role, inst string, port int, elsewhere bool) {
 			return rc == 0, out + errOut
 		})
 		out, errOut, rc := runRC(t, baton, "status", "--unit", name)
+		t.Logf("unit stopped, a master outside it: baton status --unit %s:\n%s", name, out)
 		want := fmt.Sprintf("DISAGREES  systemd says %s is inactive (dead), yet master %d answers", in.Name, showInt(t, stray+".service", "MainPID"))
 		if rc != 0 || !strings.Contains(out, want) {
 			t.Errorf("status --unit of an inactive unit whose master answers: exit %d\n%s%s\nwant a line with %q", rc, out, errOut, want)
