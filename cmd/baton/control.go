@@ -36,11 +36,18 @@ func control(verb string, args []string, stdout, stderr io.Writer) int {
 	wait := fs.Bool("wait", false, "return when the action has finished, with its result")
 	timeout := fs.Duration("timeout", 90*time.Second, "give up waiting after this `long`")
 	asJSON := fs.Bool("json", false, "print the master's reply as JSON")
+	unit := fs.String("unit", "", "systemd service `NAME` (baton@web): its control socket and MainPID through D-Bus (instead of -c)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	paths := []string{*socket}
-	if *socket == "" {
+	var sd *unitView // --unit: systemd's view of the service
+	if *unit != "" {
+		var err error
+		if sd, paths, err = unitControl(verb, *unit, *file+*socket); err != nil {
+			return unitUsage(verb, err, stderr)
+		}
+	} else if *socket == "" {
 		var err error
 		if paths, err = controlPaths(*file); err != nil {
 			fmt.Fprintf(stderr, "baton %s: %v\n", verb, err)
@@ -49,7 +56,11 @@ func control(verb string, args []string, stdout, stderr io.Writer) int {
 	}
 	reply, err := askFirst(paths, supervisor.ControlRequest{Verb: verb, Wait: *wait}, *timeout)
 	if err != nil && errors.Is(err, errNoMaster) {
-		if pid := mainPID(); pid > 0 {
+		pid := mainPID()
+		if sd != nil {
+			pid = sd.mainPID()
+		}
+		if pid > 0 {
 			// systemd says a master runs (ExecStop=, ExecReload= get $MAINPID): its
 			// control socket is not where we looked.
 			if verb == "stop" {
@@ -64,14 +75,15 @@ func control(verb string, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if err != nil {
+		printUnit(stdout, sd, nil)
 		fmt.Fprintf(stderr, "baton %s: %v\n", verb, err)
 		return 3
 	}
 	if *asJSON {
-		b, _ := json.MarshalIndent(reply, "", "  ")
-		fmt.Fprintln(stdout, string(b))
+		fmt.Fprintln(stdout, jsonUnit(reply, sd))
 	} else if reply.Status != nil {
 		printStatus(stdout, reply.Status)
+		printUnit(stdout, sd, reply.Status)
 	} else if reply.OK {
 		fmt.Fprintf(stdout, "baton %s: %s\n", verb, reply.Message)
 	}

@@ -6,7 +6,7 @@
 //
 //	baton run [-c FILE] [--listen NAME=ADDR]… [--workers N] [--pidfile PATH] [-- CMD ARGS…]
 //	baton check -c FILE
-//	baton status|reload|upgrade|rollback|stop [-c FILE | --socket PATH] [--wait]
+//	baton status|reload|upgrade|rollback|stop [-c FILE | --socket PATH | --unit NAME] [--wait]
 //	baton version
 //
 // See the README for the signals and the configuration reference.
@@ -40,12 +40,15 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   baton run [-c FILE] [--listen NAME=ADDR]... [--workers N] [--pidfile PATH] [-- CMD ARGS...]
   baton check -c FILE [flags as for run]
-  baton status   [-c FILE | --socket PATH] [--json]
-  baton reload   [-c FILE | --socket PATH] [--wait] [--timeout 90s]
-  baton upgrade  [-c FILE | --socket PATH] [--wait] [--timeout 90s]
-  baton rollback [-c FILE | --socket PATH] [--wait] [--timeout 90s]
-  baton stop     [-c FILE | --socket PATH] [--wait] [--timeout 90s]
+  baton status   [-c FILE | --socket PATH | --unit NAME] [--json]
+  baton reload   [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
+  baton upgrade  [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
+  baton rollback [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
+  baton stop     [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
   baton version
+
+--unit NAME (baton@web) asks systemd over D-Bus for the service's control socket and
+MainPID; baton status --unit also shows systemd's view of the service.
 
 With neither -c nor a command, baton run uses its built-in default configuration (the
 demo: two "hello" workers on 127.0.0.1:8080).
