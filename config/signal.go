@@ -9,8 +9,9 @@ import (
 // stopSignals are the signals worker.stop_signal may name, by name without
 // the SIG prefix. USR2 and WINCH are not among them: baton starts workers with
 // both ignored (so that `systemctl kill -s USR2 UNIT`, which reaches the whole
-// cgroup, cannot hurt them), and an ignored stop signal would only mean a
-// SIGKILL after stop_timeout.
+// cgroup, does not hurt workers that keep that disposition; servers that install
+// their own handler, gunicorn's arbiter, still receive it), and an ignored stop
+// signal would only mean a SIGKILL after stop_timeout.
 var stopSignals = []struct {
 	name string
 	sig  syscall.Signal
