@@ -133,15 +133,18 @@ func (s *service) pipeOutput() (closeReaders func()) {
 }
 
 // sigIgn returns the mask of signals pid ignores, from /proc/pid/status.
-func sigIgn(pid int) (uint64, error) {
+func sigIgn(pid int) (uint64, error) { return sigMask(pid, "SigIgn") }
+
+// sigMask returns a signal mask of /proc/pid/status: SigIgn, SigCgt (caught), SigBlk.
+func sigMask(pid int, field string) (uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
 		}
 	}
-	return 0, fmt.Errorf("no SigIgn in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/baton-supervisor/baton/bench/load"
 )
 
@@ -238,4 +240,47 @@ func (f *fault) only(master, gen int, tag string, procs int) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval of a condition
 	}
+}
+
+// TestStrayUSR2 pins what the README says of `systemctl kill -s USR2 UNIT`, which signals
+// every process of the unit: baton starts its workers with USR2 ignored, so a server that
+// keeps that disposition (hello) never sees it, but a server that installs its own handler
+// receives it: gunicorn's arbiter handles USR2 by re-executing itself. The master alone
+// must get it: `baton upgrade`, or `systemctl kill --kill-whom=main -s USR2 UNIT`.
+func TestStrayUSR2(t *testing.T) {
+	const usr2 = 1 << (int(unix.SIGUSR2) - 1)
+	t.Run("hello", func(t *testing.T) {
+		s := newService(t)
+		for _, w := range s.waitWorkers(s.run(s.helloConfig(2, "")), 2) {
+			if ign, err := sigIgn(w); err != nil || ign&usr2 == 0 {
+				t.Errorf("hello worker %d: SigIgn %x, %v: USR2 not ignored", w, ign, err)
+			}
+		}
+	})
+	t.Run("gunicorn", func(t *testing.T) {
+		tp := thirdParties[0]
+		if _, err := os.Stat(tp.need); err != nil {
+			t.Skipf("%s is not installed (%v); CI installs it (.ci/run)", tp.need, err)
+		}
+		s := newService(t)
+		for name, body := range tp.files {
+			if err := os.WriteFile(s.path(name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ws := s.waitWorkers(s.run(tp.config(s, "1")), 2)
+		// gunicorn installs its handlers before it says READY=1: ready workers have them.
+		s.waitLog(`msg="worker ready"`, 2)
+		for _, w := range ws {
+			if cgt, err := sigMask(w, "SigCgt"); err != nil || cgt&usr2 == 0 {
+				t.Fatalf("gunicorn arbiter %d: SigCgt %x, %v: USR2 not caught", w, cgt, err)
+			}
+		}
+		for _, w := range ws { // what systemctl kill -s USR2 does to the workers
+			if err := unix.Kill(w, unix.SIGUSR2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.waitLog(`Handling signal: usr2`, len(ws))
+	})
 }
