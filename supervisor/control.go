@@ -18,9 +18,11 @@ import (
 	"github.com/baton-supervisor/baton/fdstore"
 )
 
-// The control socket: a unix stream socket on which `baton status`, `reload`, `upgrade`
-// and `rollback` talk to the master in charge. One JSON request line, one JSON reply
-// line. Only root and the user the master runs as get in (SO_PEERCRED).
+// The control socket: a unix stream socket on which `baton status`, `reload`, `upgrade`,
+// `rollback`, `commit` and `stop` talk to the master in charge. One JSON request line, one
+// JSON reply line; a client that waits for the result and asks for progress gets a pending
+// line first, with the deadline by which the result is due. Only root and the user the
+// master runs as get in (SO_PEERCRED).
 //
 // The sockets are handed over with the listeners on an upgrade, so a path never changes
 // hands by unlink and bind; only the main master accepts on them: the old master until the
@@ -32,19 +34,33 @@ const controlName = "baton.control"
 
 // ControlRequest is what a client sends.
 type ControlRequest struct {
-	Verb string `json:"verb"`           // status, reload, upgrade, rollback, stop
+	Verb string `json:"verb"`           // status, reload, upgrade, rollback, commit, stop
 	Wait bool   `json:"wait,omitempty"` // reply when the action has finished, not when it started
+	// Progress: the client reads lines until one is not Pending. Only such a client gets a
+	// pending line: the package upgrade runs a new `baton` against the old master (and a
+	// downgrade the other way round), and a client or master that does not know the field
+	// still speaks one request line, one reply line.
+	Progress bool `json:"progress,omitempty"`
 }
 
 // ControlReply is what the master answers.
 type ControlReply struct {
-	OK      bool    `json:"ok"`
-	Message string  `json:"message,omitempty"`
-	Error   string  `json:"error,omitempty"`
-	Status  *Status `json:"status,omitempty"`
+	OK bool `json:"ok"`
+	// Pending: not the result yet. The action started (Message says how) and its result
+	// comes by Deadline (RFC 3339), the worst case the master computes from its config.
+	// Sent at most once, before the result, to a request with Wait and Progress.
+	Pending  bool   `json:"pending,omitempty"`
+	Deadline string `json:"deadline,omitempty"`
+	// InFlight: the last line, yet the action goes on without the client: an upgrade with
+	// commit = "manual" whose new master is ready waits for the operator's commit.
+	InFlight bool    `json:"in_flight,omitempty"`
+	Message  string  `json:"message,omitempty"`
+	Error    string  `json:"error,omitempty"`
+	Status   *Status `json:"status,omitempty"`
 }
 
-// replyFunc answers one request; it is called once, on the master loop.
+// replyFunc answers one request, on the master loop, without blocking: at most one pending
+// line, then the result once (later results are dropped).
 type replyFunc func(ControlReply)
 
 // ctlSock is one control socket of the master. The master listens on the path its config
@@ -264,20 +280,27 @@ func (m *Master) stopControl() {
 }
 
 // controlConn serves one connection, on its own goroutine: it reads the request, posts it
-// to the loop, and writes the reply the loop hands back; the loop never writes to a client.
+// to the loop, and writes the replies the loop hands back (a pending line, then the
+// result); the loop never writes to a client.
 func (m *Master) controlConn(c *net.UnixConn, cfgPath string) {
 	defer c.Close()
-	replies := make(chan ControlReply, 1)
+	pending := make(chan ControlReply, 1)
+	result := make(chan ControlReply, 1)
 	reply := func(r ControlReply) {
+		ch := result
+		if r.Pending {
+			ch = pending
+		}
 		select {
-		case replies <- r:
+		case ch <- r:
 		default: // answered already
 		}
 	}
-	write := func(r ControlReply) {
+	write := func(r ControlReply) error {
 		c.SetWriteDeadline(time.Now().Add(controlTimeout))
 		b, _ := json.Marshal(r)
-		c.Write(append(b, '\n'))
+		_, err := c.Write(append(b, '\n'))
+		return err
 	}
 	if err := checkPeer(c); err != nil {
 		write(ControlReply{Error: err.Error()})
@@ -299,14 +322,24 @@ func (m *Master) controlConn(c *net.UnixConn, cfgPath string) {
 		ev.stamp = configStamp(cfgPath)
 	}
 	m.post(ev)
-	select {
-	case r := <-replies:
-		write(r)
-	case <-m.done:
+	for {
 		select {
-		case r := <-replies: // cleanup answered the waiters
+		case r := <-pending:
+			// A result posted meanwhile may be taken first: the pending line is then
+			// never written, which a client reading until a result does not mind.
+			if write(r) != nil {
+				return // the client went away; the action goes on
+			}
+		case r := <-result:
 			write(r)
-		default:
+			return
+		case <-m.done:
+			select {
+			case r := <-result: // cleanup answered the waiters
+				write(r)
+			default:
+			}
+			return
 		}
 	}
 }
@@ -353,31 +386,87 @@ func configStamp(path string) string {
 	return fmt.Sprintf("%d:%d:%d:%d", st.Dev, st.Ino, st.Size, fi.ModTime().UnixNano())
 }
 
-// onControl runs a request on the master loop.
+// onControl runs a request on the master loop. A waited-for request that started an
+// action and is not answered yet gets a pending line, if the client asked for progress.
 func (m *Master) onControl(req ControlRequest, reply replyFunc, stamp string) {
 	m.log.Info("control request", "verb", req.Verb, "wait", req.Wait)
+	answered := false
+	result := func(r ControlReply) {
+		answered = true
+		reply(r)
+	}
+	var started string // what a waited-for request started, for its pending line
 	switch req.Verb {
 	case "status":
 		st := m.status()
-		reply(ControlReply{OK: true, Status: &st})
+		result(ControlReply{OK: true, Status: &st})
 	case "reload":
-		m.controlReload(req, reply, stamp)
+		started = m.controlReload(req, result, stamp)
 	case "upgrade":
-		m.controlUpgrade(req, reply)
+		started = m.controlUpgrade(req, result)
 	case "rollback":
-		m.controlRollback(req, reply)
+		started = m.controlRollback(req, result)
+	case "commit":
+		started = m.controlCommit(req, result)
 	case "stop":
-		m.stopWaiters = append(m.stopWaiters, reply)
+		m.stopWaiters = append(m.stopWaiters, result)
 		m.gracefulStop()
+		started = "graceful stop: workers drain"
 	default:
-		reply(ControlReply{Error: fmt.Sprintf("unknown verb %q", req.Verb)})
+		result(ControlReply{Error: fmt.Sprintf("unknown verb %q", req.Verb)})
+	}
+	if req.Wait && req.Progress && !answered && started != "" {
+		deadline := m.sys.now().Add(m.waitBound(req.Verb)).UTC().Truncate(time.Second).Add(time.Second)
+		reply(ControlReply{OK: true, Pending: true, Message: started, Deadline: deadline.Format(time.RFC3339)})
 	}
 }
 
-func (m *Master) controlReload(req ControlRequest, reply replyFunc, stamp string) {
+// waitMargin is added to every bound waitBound computes: the steps between the timers
+// (a config read, messages between the masters, reaping) take time too.
+const waitMargin = 5 * time.Second
+
+// handOverBound bounds the hand-over to systemd (handOver): the barrier, then, if it fails,
+// the question which process systemd takes for the main one.
+const handOverBound = 10 * time.Second
+
+// waitBound is the longest a waited-for request of verb can take, from this master's
+// config: the timers that end every step of it, each at its worst, plus waitMargin. A
+// client that was told the resulting deadline waits that long, not a fixed time.
+func (m *Master) waitBound(verb string) time.Duration {
+	w, u := m.cfg.Worker, m.cfg.Upgrade
+	// A new master asked to exit (rollback, stop) gets stop_timeout to drain its workers,
+	// then SIGKILL after newMasterGrace.
+	backOut := w.StopTimeout + newMasterGrace
+	switch verb {
+	case "upgrade", "commit":
+		// The new master is ready within upgrade.timeout (else TERM, and SIGKILL after
+		// newMasterGrace); then the soak (auto commit), the old workers' drain (SIGKILL
+		// at stop_timeout), the hand-over; and a hand-over systemd refuses rolls back.
+		soak := u.Soak
+		if u.Commit != config.CommitAuto {
+			soak = 0 // the wait ends when the new master is ready, or at a commit asked for
+		}
+		return max(u.Timeout, newMasterGrace) + soak + w.StopTimeout + handOverBound + backOut + waitMargin
+	case "rollback":
+		return backOut + waitMargin
+	case "reload":
+		// The config is read (host names looked up), then every new worker is ready
+		// within start_timeout, or the one that is not is stopped (stop_timeout) and the
+		// reload fails. A new config with a longer start_timeout can take longer: the
+		// client then hears that the reload is still in flight, which is true.
+		return lookupTimeout + w.StartTimeout + w.StopTimeout + waitMargin
+	case "stop":
+		// The workers drain (SIGKILL at stop_timeout) while a new master not committed
+		// backs out; then the last replies are written.
+		return backOut + controlFlush + waitMargin
+	}
+	return waitMargin
+}
+
+func (m *Master) controlReload(req ControlRequest, reply replyFunc, stamp string) (started string) {
 	if err := m.canReload(); err != nil {
 		reply(ControlReply{Error: err.Error()})
-		return
+		return ""
 	}
 	if r := m.signalReload; req.Wait && m.reload == nil && r != nil && m.sys.now().Sub(r.at) < claimWindow && r.stamp != "" && r.stamp == stamp {
 		// The reload systemd started with SIGHUP (Type=notify-reload) before it ran
@@ -385,7 +474,7 @@ func (m *Master) controlReload(req ControlRequest, reply replyFunc, stamp string
 		// waits for.
 		m.signalReload = nil
 		reply(r.reply)
-		return
+		return ""
 	}
 	if req.Wait {
 		m.reloadWaiters = append(m.reloadWaiters, reply)
@@ -396,6 +485,7 @@ func (m *Master) controlReload(req ControlRequest, reply replyFunc, stamp string
 	if !req.Wait {
 		reply(ControlReply{OK: true, Message: "reload started"})
 	}
+	return "reload started"
 }
 
 // claimWindow is how long the result of a reload started by SIGHUP, and waited for by no
@@ -428,36 +518,72 @@ func (m *Master) answerReload(r *reload, err error) {
 	m.reloadWaiters = nil
 }
 
-func (m *Master) controlUpgrade(req ControlRequest, reply replyFunc) {
+func (m *Master) controlUpgrade(req ControlRequest, reply replyFunc) (started string) {
 	if err := m.startUpgrade(); err != nil {
 		reply(ControlReply{Error: err.Error()})
-		return
+		return ""
 	}
+	started = fmt.Sprintf("upgrade started: new master pid %d", m.up.pid)
 	if !req.Wait {
-		reply(ControlReply{OK: true, Message: fmt.Sprintf("upgrade started: new master pid %d", m.up.pid)})
-		return
+		reply(ControlReply{OK: true, Message: started})
+		return started
 	}
 	m.up.waiters = append(m.up.waiters, reply)
+	return started
 }
 
-func (m *Master) controlRollback(req ControlRequest, reply replyFunc) {
+func (m *Master) controlRollback(req ControlRequest, reply replyFunc) (started string) {
 	up := m.up
 	if up == nil || m.role == roleStopping {
 		reply(ControlReply{Error: "no upgrade in flight on this master"})
-		return
+		return ""
 	}
 	if m.role == roleHandingOver {
 		reply(ControlReply{Error: "too late to roll back: the new master is being made the main process"})
-		return
+		return ""
 	}
+	started = fmt.Sprintf("rollback started: new master pid %d asked to exit", up.pid)
 	if req.Wait {
 		up.rollbackWaiters = append(up.rollbackWaiters, reply)
 	} else {
-		reply(ControlReply{OK: true, Message: fmt.Sprintf("rollback started: new master pid %d asked to exit", up.pid)})
+		reply(ControlReply{OK: true, Message: started})
 	}
 	if m.role != roleRollingBack {
 		m.rollBack("rolled back on request")
 	}
+	return started
+}
+
+// controlCommit is `baton commit`: QUIT to the old master during an upgrade (requestCommit),
+// said on purpose, so systemd is not asked whether the unit is stopping. With Wait the
+// client hears when the upgrade is committed, or rolled back after all.
+func (m *Master) controlCommit(req ControlRequest, reply replyFunc) (started string) {
+	up := m.up
+	switch {
+	case m.role == roleStopping || m.role == roleExited:
+		reply(ControlReply{Error: "commit refused: the master is stopping"})
+		return ""
+	case up == nil:
+		reply(ControlReply{Error: "commit refused: no upgrade in flight on this master"})
+		return ""
+	case m.role == roleCommitting || m.role == roleHandingOver:
+		reply(ControlReply{Error: fmt.Sprintf("commit refused: the upgrade to new master pid %d is being committed already (`baton status` shows when it is done)", up.pid)})
+		return ""
+	case m.role == roleRollingBack:
+		reply(ControlReply{Error: fmt.Sprintf("commit refused: the upgrade to new master pid %d is being rolled back", up.pid)})
+		return ""
+	case m.role == roleUpgrading:
+		started = fmt.Sprintf("commit requested: new master pid %d is not ready yet; it is committed once it is, unless not ready within %s", up.pid, m.cfg.Upgrade.Timeout)
+	default:
+		started = fmt.Sprintf("commit started: the old workers drain, then new master pid %d takes charge", up.pid)
+	}
+	if req.Wait {
+		up.waiters = append(up.waiters, reply)
+	} else {
+		reply(ControlReply{OK: true, Message: started})
+	}
+	m.requestCommit()
+	return started
 }
 
 // answer tells every client waiting on the upgrade how it ended: committed (err nil) or
@@ -476,6 +602,16 @@ func (up *upgrade) answer(err error) {
 		reply(rollback)
 	}
 	up.waiters, up.rollbackWaiters = nil, nil
+}
+
+// awaitOperator ends the wait of the clients waiting on a manual-commit upgrade whose new
+// master is ready: from here on it is the operator's call. The upgrade goes on.
+func (up *upgrade) awaitOperator() {
+	r := ControlReply{OK: true, InFlight: true, Message: fmt.Sprintf("new master %d ready; it waits for you: `baton commit` commits, `baton rollback` rolls back", up.pid)}
+	for _, reply := range up.waiters {
+		reply(r)
+	}
+	up.waiters = nil
 }
 
 // acceptRetry reports whether an accept failed for want of a resource that may come back

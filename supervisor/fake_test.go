@@ -40,6 +40,7 @@ type fakeSystem struct {
 	hello   handoffMsg   // the last hello sent to a new master
 	sent    []handoffMsg // every message sent over a link, in order
 	bugs    []string     // broken rules seen at the moment of an effect
+	asked   []*replies   // what control clients were answered (random sequences)
 }
 
 func newFakeSystem() *fakeSystem {

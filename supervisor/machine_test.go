@@ -147,6 +147,7 @@ var eventKinds = []struct {
 	{"ctl-reload", ctl("reload")},
 	{"ctl-upgrade", ctl("upgrade")},
 	{"ctl-rollback", ctl("rollback")},
+	{"ctl-commit", ctl("commit")},
 	{"ctl-stop", ctl("stop")},
 	{"ctl-status", ctl("status")},
 }
@@ -200,13 +201,14 @@ var wantRole = map[role]map[string]role{
 		"TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	// QUIT alone: systemd is asked whether it stops the unit; nothing changes until it answers.
+	// ctl-commit: the commit waits for the new master to be ready.
 	roleUpgrading: {
 		"new-ready": roleSoaking, "new-exit": roleServing, "new-killed": roleServing, "ctl-rollback": roleRollingBack,
 		"QUIT+stopping": roleStopping, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleSoaking: {
 		"QUIT+active": roleCommitting, "QUIT+unknown": roleCommitting, "QUIT+stopping": roleStopping,
-		"soak": roleCommitting, "new-exit": roleServing, "new-killed": roleServing,
+		"soak": roleCommitting, "ctl-commit": roleCommitting, "new-exit": roleServing, "new-killed": roleServing,
 		"ctl-rollback": roleRollingBack, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	roleCommitting: {
@@ -265,6 +267,14 @@ func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
 	}
 	if len(s.bugs) > 0 {
 		fail("%q", s.bugs)
+	}
+	// A control client gets at most one pending line, before its result, and one result.
+	for _, rs := range s.asked {
+		for i, r := range *rs {
+			if r.Pending && i > 0 || !r.Pending && i < len(*rs)-1 {
+				fail("control replies %+v", *rs)
+			}
+		}
 	}
 	// At most one upgrade in flight, and it is what the role says.
 	if m.role.upgrading() != (m.up != nil) && !(m.role == roleStopping || m.role == roleExited) {
@@ -461,8 +471,10 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		s.waits = nil
 		return "became-main"
 	case n == 8:
-		verb := []string{"reload", "upgrade", "rollback", "stop", "status"}[rng.IntN(5)]
-		m.handle(controlEvent{req: ControlRequest{Verb: verb, Wait: rng.IntN(2) == 0}, reply: func(ControlReply) {}})
+		verb := []string{"reload", "upgrade", "rollback", "commit", "stop", "status"}[rng.IntN(6)]
+		rs := new(replies)
+		s.asked = append(s.asked, rs)
+		m.handle(controlEvent{req: ControlRequest{Verb: verb, Wait: rng.IntN(2) == 0, Progress: rng.IntN(2) == 0}, reply: rs.reply})
 		return "ctl-" + verb
 	case n == 9:
 		s.failNew = rng.IntN(4) == 0

@@ -33,7 +33,7 @@ type upgrade struct {
 	// never signals N: systemd may already take it for the service.
 	handedOver bool
 
-	waiters         []replyFunc // control clients waiting for the commit
+	waiters         []replyFunc // control clients waiting for the commit (upgrade or commit --wait)
 	rollbackWaiters []replyFunc // control clients waiting for a rollback
 }
 
@@ -176,7 +176,8 @@ func (m *Master) onNewMasterReady(up *upgrade) {
 		m.log.Info("upgrade commits automatically after the soak time", "soak", soak)
 		up.timer = m.arm(&timer{kind: tSoak, d: soak, up: up})
 	default:
-		m.log.Info("manual commit: send WINCH then QUIT to this master to commit; HUP to it and QUIT to the new master to roll back", "new_pid", up.pid)
+		m.log.Info("manual commit: `baton commit` (or WINCH then QUIT to this master) commits; `baton rollback` (or HUP to it and QUIT to the new master) rolls back", "new_pid", up.pid)
+		up.awaitOperator()
 	}
 }
 

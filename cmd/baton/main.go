@@ -6,7 +6,7 @@
 //
 //	baton run [-c FILE] [--listen NAME=ADDR]… [--workers N] [--pidfile PATH] [-- CMD ARGS…]
 //	baton check -c FILE
-//	baton status|reload|upgrade|rollback|stop [-c FILE | --socket PATH | --unit NAME] [--wait]
+//	baton status|reload|upgrade|rollback|commit|stop [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout D]
 //	baton version
 //
 // See the README for the signals and the configuration reference.
@@ -41,10 +41,11 @@ func usage(w io.Writer) {
   baton run [-c FILE] [--listen NAME=ADDR]... [--workers N] [--pidfile PATH] [-- CMD ARGS...]
   baton check -c FILE [flags as for run]
   baton status   [-c FILE | --socket PATH | --unit NAME] [--json]
-  baton reload   [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
-  baton upgrade  [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
-  baton rollback [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
-  baton stop     [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout 90s]
+  baton reload   [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout D]
+  baton upgrade  [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout D]
+  baton rollback [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout D]
+  baton commit   [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout D]
+  baton stop     [-c FILE | --socket PATH | --unit NAME] [--wait] [--timeout D]
   baton version
 
 --unit NAME (baton@web) asks systemd over D-Bus for the service's control socket and
@@ -52,6 +53,19 @@ MainPID; baton status --unit also shows systemd's view of the service.
 
 With neither -c nor a command, baton run uses its built-in default configuration (the
 demo: two "hello" workers on 127.0.0.1:8080).
+
+commit commits an upgrade in flight (commit = "manual": the new master is ready and waits
+for it). --wait waits for the result: by default as long as the master says the action can
+take at worst (from its own timeouts), 10m with a master too old to say; --timeout D
+(90s, 5m) bounds the wait instead.
+
+Exit status of status, reload, upgrade, rollback, commit and stop:
+  0  done (without --wait: started)
+  1  the master refused, or the action failed or was rolled back
+  2  usage
+  3  no master to talk to (stop: 0, nothing runs)
+  4  still in flight: the wait ended (--timeout, or a manual commit that waits for
+     the operator) while the action goes on; see baton status
 `)
 }
 
@@ -65,7 +79,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return run(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
-	case "status", "reload", "upgrade", "rollback", "stop":
+	case "status", "reload", "upgrade", "rollback", "commit", "stop":
 		return control(args[0], args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "baton", version)

@@ -5,12 +5,17 @@
 # active service whose master runs the replaced /usr/bin/baton (baton@, baton-fdstore@
 # instances, the admin's own units) to the new one, one at a time, without dropping a
 # connection: `baton upgrade --wait` on the instance's control socket, or, when there is
-# none, SIGUSR2 to its main process. An instance that fails to upgrade keeps serving with
-# the old binary; that is printed, and never fails the package.
+# none (or no master answers on it), SIGUSR2 to its main process. What happened is printed
+# per instance, from `baton upgrade`'s exit status: 0 upgraded; 1 failed, and the old
+# binary keeps serving; 4 still in flight when the wait ended, or (commit = "manual") the
+# new master is ready and waits for the operator's `baton commit`. Nothing fails the
+# package.
 #
 # Turn the hot upgrade off with BATON_NO_HOT_UPGRADE=1 in the environment, or by creating
-# /etc/baton/no-hot-upgrade. BATON_HOT_UPGRADE_TIMEOUT (default 90s) bounds the wait for
-# each instance. Quiet and harmless when systemd is not running (container, chroot).
+# /etc/baton/no-hot-upgrade. Each wait lasts as long as the instance's master says its
+# upgrade can take at worst (from its upgrade.timeout, soak and stop_timeout; 10 minutes
+# from a master too old to say); BATON_HOT_UPGRADE_TIMEOUT (90s, 5m) bounds it instead.
+# Quiet and harmless when systemd is not running (container, chroot).
 #
 # Arguments: deb `configure <old-version>` (old-version empty on a first install),
 # `abort-upgrade|abort-remove|abort-deconfigure …`; rpm 1 (install) or 2+ (upgrade).
@@ -61,7 +66,7 @@ stale_units() {
 		done
 }
 
-timeout=${BATON_HOT_UPGRADE_TIMEOUT:-90s}
+timeout=${BATON_HOT_UPGRADE_TIMEOUT:-}
 stale=$(stale_units)
 [ -n "$stale" ] || exit 0
 
@@ -73,31 +78,57 @@ if [ "${BATON_NO_HOT_UPGRADE:-}" = 1 ] || [ -e /etc/baton/no-hot-upgrade ]; then
 fi
 
 total=0
+upgraded=0
+started=0
+inflight=0
 failed=0
+
+# say UNIT TEXT: each line of TEXT, prefixed with the unit.
+say() {
+	printf '%s\n' "$2" | while IFS= read -r line; do log "$1: $line"; done
+}
+
+# usr2 UNIT PID WHY: the upgrade without a control socket: SIGUSR2 to the main process only
+# (a plain `systemctl kill` reaches every process of the unit, workers included).
+usr2() {
+	log "$1: $3; sending SIGUSR2 to master pid $2"
+	if systemctl kill --kill-whom=main -s USR2 "$1" </dev/null; then
+		started=$((started + 1))
+		log "$1: upgrade started, not waited for; see 'systemctl status $1'"
+	else
+		failed=$((failed + 1))
+		log "$1: could not signal it; it keeps serving with the old binary"
+	fi
+}
+
 # A here-document, not a pipe: the loop must run in this shell to count.
 while read -r unit pid; do
 	total=$((total + 1))
 	sock=$(control_socket "$unit") || sock=""
-	if [ -n "$sock" ] && [ -S "$sock" ]; then
-		log "$unit: hot upgrade of master pid $pid through $sock"
-		if out=$(/usr/bin/baton upgrade --wait --timeout "$timeout" --socket "$sock" 2>&1 </dev/null); then
-			log "$unit: $out"
-		else
-			failed=$((failed + 1))
-			log "$unit: hot upgrade FAILED, it keeps serving with the old binary: $out"
-			log "$unit: see 'baton status --socket $sock' and 'journalctl -u $unit'"
-		fi
-	else
-		log "$unit: no control socket${sock:+ at $sock}; sending SIGUSR2 to master pid $pid"
-		if systemctl kill --kill-whom=main -s USR2 "$unit" </dev/null; then
-			log "$unit: upgrade started, not waited for; see 'systemctl status $unit'"
-		else
-			failed=$((failed + 1))
-			log "$unit: could not signal it; it keeps serving with the old binary"
-		fi
+	if [ -z "$sock" ] || [ ! -S "$sock" ]; then
+		usr2 "$unit" "$pid" "no control socket${sock:+ at $sock}"
+		continue
 	fi
+	log "$unit: hot upgrade of master pid $pid through $sock"
+	out=$(/usr/bin/baton upgrade --wait ${timeout:+--timeout "$timeout"} --socket "$sock" 2>&1 </dev/null)
+	rc=$?
+	say "$unit" "$out"
+	case $rc in
+	0) upgraded=$((upgraded + 1)) ;;
+	3) usr2 "$unit" "$pid" "no master answers on $sock" ;;
+	4)
+		inflight=$((inflight + 1))
+		log "$unit: upgrade in flight, or waiting for the operator's commit (commit = \"manual\"): not failed;"
+		log "$unit: see 'baton status --socket $sock'; 'baton commit --socket $sock' commits, 'baton rollback' rolls back"
+		;;
+	*)
+		failed=$((failed + 1))
+		log "$unit: hot upgrade FAILED (exit $rc), it keeps serving with the old binary"
+		log "$unit: see 'baton status --socket $sock' and 'journalctl -u $unit'"
+		;;
+	esac
 done <<EOF
 $stale
 EOF
-log "hot upgrade: $((total - failed)) of $total instance(s) upgraded or started, $failed failed"
+log "hot upgrade of $total instance(s): $upgraded upgraded, $started started, $inflight in flight, $failed failed"
 exit 0

@@ -125,11 +125,38 @@ systemctl daemon-reload
 systemctl start own-baton-test.service
 check "own-baton-test is active" systemctl is-active -q own-baton-test
 check "it serves on 127.0.0.1:8082" eventually 20 serves http://127.0.0.1:8082/
+# An instance with commit = "manual": the postinst's wait ends when its new master is
+# ready; the upgrade then waits for the operator's `baton commit` and is not a failure.
+sed -e 's|^address = "127.0.0.1:8080"|address = "127.0.0.1:8083"|' -e 's|^commit = "auto"|commit = "manual"|' \
+	/etc/baton/example.toml >/etc/baton/man.toml
+check "man.toml has commit = manual" grep -qx 'commit = "manual"' /etc/baton/man.toml
+systemctl start baton-fdstore@man.service
+check "baton-fdstore@man is active" systemctl is-active -q baton-fdstore@man
+check "it serves on 127.0.0.1:8083" eventually 20 serves http://127.0.0.1:8083/
+# A unit whose control socket in its RuntimeDirectory is stale (a socket file nobody
+# listens on): `baton upgrade` exits 3, no master, and the postinst falls back to SIGUSR2.
+variant 8084 /run/stale-baton-own.sock >/etc/baton/stale.toml
+cat >/etc/baton/stale-sock.sh <<'EOF'
+rm -f /run/stale-baton-test/control.sock
+exec python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("/run/stale-baton-test/control.sock")'
+EOF
+cat >/etc/systemd/system/stale-baton-test.service <<'EOF'
+[Service]
+Type=notify
+NotifyAccess=main
+RuntimeDirectory=stale-baton-test
+ExecStart=/usr/bin/baton run -c /etc/baton/stale.toml
+ExecStartPost=/bin/sh /etc/baton/stale-sock.sh
+EOF
+systemctl daemon-reload
+systemctl start stale-baton-test.service
+check "stale-baton-test is active" systemctl is-active -q stale-baton-test
+check "its runtime control socket answers nothing" eval '! baton status --socket /run/stale-baton-test/control.sock >/dev/null 2>&1 && [ -S /run/stale-baton-test/control.sock ]'
 
 # ---------------------------------------------------------------- deb: upgrade
 section "deb: upgrade"
 ex=$(mainpid baton-fdstore@example) so=$(mainpid baton@sock) alt=$(mainpid baton-fdstore@alt)
-own=$(mainpid own-baton-test)
+own=$(mainpid own-baton-test) man=$(mainpid baton-fdstore@man) st=$(mainpid stale-baton-test)
 start_load
 out=$(dpkg -i "$deb2" 2>&1)
 rc=$?
@@ -141,6 +168,22 @@ check "example: upgrade committed, reported" contains "$out" "baton-fdstore@exam
 check "sock: upgrade committed, reported" contains "$out" "baton@sock.service: baton upgrade: upgrade committed"
 check "alt: upgrade committed through its runtime control socket" contains "$out" "baton-fdstore@alt.service: baton upgrade: upgrade committed"
 check "own unit: no control socket known, USR2 sent" contains "$out" "own-baton-test.service: no control socket; sending SIGUSR2"
+check "stale socket: no master answers, USR2 sent" contains "$out" "stale-baton-test.service: no master answers on /run/stale-baton-test/control.sock; sending SIGUSR2"
+check "stale socket: a new master, running the new binary" eventually 30 eval 'pid_changed stale-baton-test $st && runs_installed stale-baton-test'
+check "man: the new master waits for the operator" contains "$out" "baton-fdstore@man.service: baton upgrade: new master"
+check "  said so, not failed" contains "$out" "baton-fdstore@man.service: upgrade in flight, or waiting for the operator's commit"
+check "  no FAILED line at all" eval '! grep -q FAILED <<<"$out"'
+check "  the summary" contains "$out" "6 instance(s): 3 upgraded, 2 started, 1 in flight, 0 failed"
+check "man: the old master is still in charge" test "$(mainpid baton-fdstore@man)" = "$man"
+check "man: baton status shows the upgrade" eval 'baton status --socket /run/baton/man/control.sock | grep -qi "upgrade"'
+out=$(baton commit --wait --socket /run/baton/man/control.sock 2>&1)
+rc=$?
+echo "$out"
+check "man: baton commit --wait exits 0, committed" eval '[ $rc = 0 ] && contains "$out" "upgrade committed"'
+check "man: a new master, running the new binary" eventually 30 eval 'pid_changed baton-fdstore@man $man && runs_installed baton-fdstore@man'
+out=$(baton commit --socket /run/baton/man/control.sock 2>&1)
+rc=$?
+check "man: commit again: exit 1, nothing in flight" eval '[ $rc = 1 ] && contains "$out" "no upgrade in flight"'
 check "example: a new master, running the new binary" eval 'pid_changed baton-fdstore@example $ex && runs_installed baton-fdstore@example'
 check "sock: a new master, running the new binary" eval 'pid_changed baton@sock $so && runs_installed baton@sock'
 check "alt: a new master, running the new binary" eval 'pid_changed baton-fdstore@alt $alt && runs_installed baton-fdstore@alt'
@@ -149,15 +192,16 @@ check "example serves generation 2" eval 'http | grep -q "generation=2"'
 check "deb: nothing restarted it either (generation 2)" eval 'baton status --socket /run/baton/example/control.sock | grep -q "generation 2"'
 check "the load got answers ($load_ok)" test "$load_ok" -gt 0
 check "no request failed during the upgrade ($load_failed failed)" test "$load_failed" = 0
-check "the instances are still active" systemctl is-active -q baton-fdstore@example baton@sock baton-fdstore@alt own-baton-test
+check "the instances are still active" systemctl is-active -q baton-fdstore@example baton@sock baton-fdstore@alt own-baton-test baton-fdstore@man stale-baton-test
 
 # Idempotent: running the postinst again upgrades nothing (the masters run the installed file).
 ex=$(mainpid baton-fdstore@example)
 out=$(/var/lib/dpkg/info/baton.postinst configure 0.0.0~test.1-1 2>&1)
 check "postinst again: exit 0, nothing to do" eval '[ $? = 0 ] && [ -z "$out" ]'
 check "postinst again: same master" test "$(mainpid baton-fdstore@example)" = "$ex"
-# The admin's unit is not the package's to stop on removal: the test stops it.
-systemctl stop own-baton-test.service
+# The admin's units are not the package's to stop on removal: the test stops them, and the
+# manual-commit instance, whose upgrades are the operator's.
+systemctl stop own-baton-test.service stale-baton-test.service baton-fdstore@man.service
 
 # ---------------------------------------------------------------- deb: a failing upgrade
 section "deb: a failing upgrade"
@@ -169,7 +213,7 @@ out=$(dpkg -i "$deb1" 2>&1)
 rc=$?
 echo "$out" | grep '^baton:'
 check "dpkg -i (downgrade to v1) succeeds although one instance fails" test $rc = 0
-check "the failure is printed" contains "$out" "baton@sock.service: hot upgrade FAILED, it keeps serving with the old binary"
+check "the failure is printed" contains "$out" "baton@sock.service: hot upgrade FAILED (exit 1), it keeps serving with the old binary"
 check "sock: same master, still serving" eval '[ "$(mainpid baton@sock)" = "$so" ] && serves --unix-socket /run/baton/sock.sock http://x/'
 check "example: upgraded all the same" eval 'pid_changed baton-fdstore@example $ex && runs_installed baton-fdstore@example'
 check "the summary counts it" contains "$out" "1 failed"
