@@ -206,7 +206,7 @@ func (m *Master) step(now time.Time) *Step {
 		if up.timer != nil {
 			s.Name, deadline, s.Text = "soaking", up.timer, "soaking: commits automatically in %s"
 		} else {
-			s.Name, s.Text = "manual-commit", fmt.Sprintf("manual commit: waits for the operator (QUIT to pid %d commits, baton rollback rolls back)", m.pid)
+			s.Name, s.Text = "manual-commit", fmt.Sprintf("manual commit: waits for the operator (baton commit or QUIT to pid %d commits, baton rollback rolls back)", m.pid)
 		}
 	case roleCommitting, roleStopping:
 		n, t := m.draining()
