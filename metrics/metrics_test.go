@@ -124,7 +124,6 @@ func TestChildrenAndDescendants(t *testing.T) {
 	}
 }
 
-
 func scrape(t *testing.T, h http.Handler, method, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
