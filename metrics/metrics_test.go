@@ -225,7 +225,8 @@ func TestServerBounds(t *testing.T) {
 	var pub Publisher
 	pub.Publish(&Snapshot{Generation: 1})
 	s := Serve(ln, Handler(&pub, "/metrics", slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
-	defer s.Close()
+	defer s.Wait()
+	defer s.Stop()
 	// maxConns idle connections that send nothing hold every slot; the next scrape waits in
 	// the backlog and is served once one of them is closed.
 	var idle []net.Conn
@@ -256,9 +257,10 @@ func TestServerBounds(t *testing.T) {
 	for _, c := range idle[1:] {
 		c.Close()
 	}
-	s.Close()
-	s.Close() // twice is fine
+	s.Stop()
+	s.Stop() // twice is fine
 	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		t.Errorf("still accepting after Close")
+		t.Errorf("still accepting after Stop")
 	}
+	s.Wait()
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -62,14 +63,16 @@ type slogLogger struct{ log *slog.Logger }
 
 func (l slogLogger) Println(v ...any) { l.log.Warn("metrics: scrape", "err", v) }
 
-// Server serves the metrics on one listener. Close stops it; safe to call twice.
+// Server serves the metrics on one listener.
 type Server struct {
-	srv  *http.Server
-	done chan struct{}
-	once sync.Once
+	srv     *http.Server
+	ln      net.Listener
+	done    chan struct{} // closed when Serve has returned
+	stopped chan struct{} // closed when every connection is closed
+	once    sync.Once
 }
 
-// Serve starts serving h on ln, which it owns from now on (Close closes it).
+// Serve starts serving h on ln, which it owns from now on (Stop closes it).
 func Serve(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
 	s := &Server{
 		srv: &http.Server{
@@ -81,26 +84,51 @@ func Serve(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
 			MaxHeaderBytes:    maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		},
-		done: make(chan struct{}),
+		ln:      limitListener(ln, maxConns),
+		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	go func() {
 		defer close(s.done)
-		err := s.srv.Serve(limitListener(ln, maxConns))
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		err := s.srv.Serve(s.ln)
+		// Stop closes the listener before it tells the server: either error says so.
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			log.Error("metrics: no longer serving", "err", err)
 		}
 	}()
 	return s
 }
 
-// Close stops accepting, closes every connection (a scrape in flight gets cut off) and
-// waits until the server's goroutine is done.
-func (s *Server) Close() {
+// stopGrace bounds how long a scrape in flight when Stop is called may take to finish.
+const stopGrace = 2 * time.Second
+
+// Stop stops accepting at once: when it returns, no new scrape reaches this server (the
+// next master may accept on the same socket from then on). Scrapes in flight finish, up
+// to stopGrace, on their own goroutines; Wait waits for them. Safe on nil and twice.
+func (s *Server) Stop() {
 	if s == nil {
 		return
 	}
-	s.once.Do(func() { s.srv.Close() })
-	<-s.done
+	s.once.Do(func() {
+		s.ln.Close()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+			defer cancel()
+			if s.srv.Shutdown(ctx) != nil {
+				s.srv.Close()
+			}
+			<-s.done
+			close(s.stopped)
+		}()
+	})
+}
+
+// Wait waits until a stopped server's last scrape is done (at most stopGrace after Stop).
+// Safe on nil.
+func (s *Server) Wait() {
+	if s != nil {
+		<-s.stopped
+	}
 }
 
 // limitListener accepts at most n connections at a time; the next waits in the backlog.
@@ -114,7 +142,7 @@ type limited struct {
 }
 
 func (l *limited) Accept() (net.Conn, error) {
-	l.slots <- struct{}{}
+	l.slots <- struct{}{} // a slot frees when a connection closes: Shutdown closes idle ones
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.slots

@@ -444,6 +444,7 @@ func (m *Master) cleanup() {
 		osys.close()
 	}
 	m.flushControl()
+	m.flushMetrics()
 	m.closeOutput()
 	m.log.Info("master exited", "code", m.exitCode)
 }

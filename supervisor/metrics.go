@@ -30,6 +30,8 @@ type masterMetrics struct {
 	sock   *fdstore.Listener // owned; nil when [metrics] is off
 	path   string            // the URL path sock is served at
 	srv    *metrics.Server   // serving sock, while this master is in charge
+
+	stopped []*metrics.Server // stopped, their last scrapes maybe still being written
 }
 
 func metricsSpec(c config.Metrics) fdstore.Spec {
@@ -114,11 +116,25 @@ func (m *Master) serveMetrics() {
 	m.log.Info("metrics endpoint", "network", mm.sock.Network, "address", mm.sock.Addr, "path", mm.path)
 }
 
-// stopMetrics stops serving (the socket stays open, for the next master). A scrape in
-// flight is cut off; it runs on goroutines that never touch the loop's state.
+// stopMetrics stops accepting scrapes at once (the socket stays open, for the next
+// master); a scrape in flight finishes on its own goroutines, which never touch the loop's
+// state, and cleanup waits for it (bounded). Not waiting here keeps the loop free, and
+// not cutting it off keeps a scraper from reading a truncated page at every commit.
 func (m *Master) stopMetrics() {
-	m.metrics.srv.Close()
+	if srv := m.metrics.srv; srv != nil {
+		srv.Stop()
+		m.metrics.stopped = append(m.metrics.stopped, srv)
+	}
 	m.metrics.srv = nil
+}
+
+// flushMetrics waits until the scrapes in flight when the endpoint was stopped are done
+// (metrics.Server bounds it); called by cleanup, off nothing but the exit.
+func (m *Master) flushMetrics() {
+	for _, srv := range m.metrics.stopped {
+		srv.Wait()
+	}
+	m.metrics.stopped = nil
 }
 
 // closeMetrics stops serving and closes the socket (and removes its file).
