@@ -14,6 +14,10 @@ const (
 	ReadyStarted = "started"
 )
 
+// DefaultMetricsPath is the URL path of the metrics endpoint unless
+// metrics.path says otherwise.
+const DefaultMetricsPath = "/metrics"
+
 // Values of Upgrade.Commit.
 const (
 	// CommitAuto: the old master commits an upgrade by itself, Upgrade.Soak
@@ -25,11 +29,12 @@ const (
 
 // Limits checked by Validate.
 const (
-	MaxWorkers    = 1024  // highest worker.count
-	MaxBacklog    = 65535 // highest listen.backlog
-	MaxNameLen    = 255   // longest listener name
-	maxUnixPath   = 107   // sun_path holds 108 bytes, one of them the NUL
-	maxSocketMode = 0o777 // only permission bits make sense on a socket file
+	MaxWorkers     = 1024  // highest worker.count
+	MaxBacklog     = 65535 // highest listen.backlog
+	MaxNameLen     = 255   // longest listener name
+	MaxMetricsPath = 255   // longest metrics.path
+	maxUnixPath    = 107   // sun_path holds 108 bytes, one of them the NUL
+	maxSocketMode  = 0o777 // only permission bits make sense on a socket file
 )
 
 // Config is one baton configuration: a file, flags, or a file with flags on
@@ -43,6 +48,7 @@ type Config struct {
 	Listeners     []Listener // [[listen]]
 	Worker        Worker     // [worker]
 	Upgrade       Upgrade    // [upgrade]
+	Metrics       Metrics    // [metrics]
 
 	lines map[string]int    // key ("worker.count") -> line in Path where it was set
 	flags map[string]string // key -> the flag that set it ("--workers"); wins over lines
@@ -91,6 +97,32 @@ type Upgrade struct {
 	Soak    time.Duration // key "soak", default 5s (auto commit waits this long after the new generation is ready)
 	Timeout time.Duration // key "timeout", default 60s (new master must be ready within it)
 }
+
+// Metrics is the optional Prometheus endpoint of the master in charge. It
+// is off unless Address is set.
+type Metrics struct {
+	// Network is "tcp" or "unix", from Address: "unix:/run/m.sock", a path
+	// starting with / and "@name" are unix, anything else tcp.
+	Network string
+	// Address is key "address" without its "unix:" prefix: "127.0.0.1:9101",
+	// "[::1]:9101", "/run/baton/web/metrics.sock" (made absolute like
+	// PIDFile) or "@name"; "" = no metrics (the default). A TCP host must be
+	// an IP address: the endpoint binds where the file says, no name lookup.
+	Address string
+	// Path is key "path": the URL path served; "" = DefaultMetricsPath.
+	Path string
+}
+
+// URLPath returns the URL path the endpoint serves.
+func (m Metrics) URLPath() string {
+	if m.Path == "" {
+		return DefaultMetricsPath
+	}
+	return m.Path
+}
+
+// On reports whether the metrics endpoint is configured.
+func (m Metrics) On() bool { return m.Address != "" }
 
 // Default returns a Config with every default filled in, no listeners and
 // no command. Each call returns a new Config.

@@ -96,6 +96,21 @@ func (c *Config) Encode() ([]byte, error) {
 	e.duration("soak", c.Upgrade.Soak)
 	e.duration("timeout", c.Upgrade.Timeout)
 
+	if m := c.Metrics; m.Address != "" || m.Path != "" {
+		e.line("")
+		e.line("[metrics]")
+		if m.Address != "" {
+			addr := m.Address
+			if m.Network == "unix" {
+				addr = "unix:" + addr
+			}
+			e.str("address", addr)
+		}
+		if m.Path != "" {
+			e.str("path", m.Path)
+		}
+	}
+
 	if e.err != nil {
 		return nil, e.err
 	}

@@ -51,6 +51,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		RestartDelayMax: 1<<63 - 1,
 	}
 	full.Upgrade = Upgrade{Commit: CommitManual, Soak: 0, Timeout: time.Hour}
+	full.Metrics = Metrics{Network: "unix", Address: "/run/baton/web/metrics.sock", Path: "/m\"x"}
 	if err := full.Validate(); err != nil {
 		t.Fatalf("test config is not valid: %v", err)
 	}
@@ -65,6 +66,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 	}{
 		{"default.toml", example},
 		{"every field", full},
+		{"metrics on tcp", &Config{Path: testPath, Metrics: Metrics{Network: "tcp", Address: "[::1]:9101"}, Worker: full.Worker, Upgrade: full.Upgrade}},
+		{"metrics on an abstract socket", &Config{Path: testPath, Metrics: Metrics{Network: "unix", Address: "@m"}, Worker: full.Worker, Upgrade: full.Upgrade}},
 		{"abstract control socket", &Config{Path: testPath, ControlSocket: "@baton \"web\"", Worker: full.Worker, Upgrade: full.Upgrade}},
 	}
 	for _, tt := range tests {

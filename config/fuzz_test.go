@@ -52,6 +52,9 @@ timeout = "1m"
 	f.Add([]byte("listen = [{ name = \"a\", address = \"@abs\" }]\nworker.command = [\"x\"]\nworker.env.K = \"v\"\n"))
 	// A host named like a network: Encode must not turn it into a prefix.
 	f.Add([]byte("[[listen]]\nname = \"odd\"\nnetwork = \"tcp\"\naddress = \"tcp:udp:80\"\n[worker]\ncommand = [\"x\"]\n"))
+	// Metrics on a relative unix path, and on TCP with a path of its own.
+	f.Add([]byte("[metrics]\naddress = \"unix:run/m.sock\"\n[worker]\ncommand = [\"x\"]\n"))
+	f.Add([]byte("[metrics]\naddress = \"[::1]:9101\"\npath = \"/m\"\n[worker]\ncommand = [\"x\"]\n"))
 	// An abstract control socket, kept as written (no path cleaning).
 	f.Add([]byte("control_socket = \"@baton/./web//ctl\"\n[worker]\ncommand = [\"x\"]\n"))
 	// Strings with escapes Encode must write back.

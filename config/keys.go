@@ -7,10 +7,11 @@ import (
 
 // The keys of each table, as the file spells them.
 var (
-	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade"}
+	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade", "metrics"}
 	listenKeys  = []string{"name", "network", "address", "mode", "owner", "group", "backlog"}
 	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "restart_delay", "restart_delay_max"}
 	upgradeKeys = []string{"commit", "soak", "timeout"}
+	metricsKeys = []string{"address", "path"}
 )
 
 // unknown reports a key baton does not know, with a guess when one is close.
@@ -28,7 +29,7 @@ func (d *decoder) unknownTop(key string, line int, name string) {
 	sections := []struct {
 		header string
 		keys   []string
-	}{{"[worker]", workerKeys}, {"[upgrade]", upgradeKeys}, {"[[listen]]", listenKeys}}
+	}{{"[worker]", workerKeys}, {"[upgrade]", upgradeKeys}, {"[metrics]", metricsKeys}, {"[[listen]]", listenKeys}}
 	for _, s := range sections {
 		if contains(s.keys, name) {
 			d.errorf(key, line, "unknown key (it belongs under %s)", s.header)

@@ -162,6 +162,10 @@ func (d *decoder) root(t *node) {
 			if d.table(key, v, "[upgrade]") {
 				d.upgrade(v)
 			}
+		case "metrics":
+			if d.table(key, v, "[metrics]") {
+				d.metrics(v)
+			}
 		default:
 			d.unknownTop(key, v.line, k)
 		}
@@ -289,6 +293,30 @@ func (d *decoder) upgrade(t *node) {
 			d.duration(key, v, &u.Timeout)
 		default:
 			d.unknown(key, v.line, k, upgradeKeys)
+		}
+	}
+}
+
+func (d *decoder) metrics(t *node) {
+	m := &d.c.Metrics
+	for _, k := range t.keys {
+		v := t.fields[k]
+		key := "metrics." + keyString([]string{k})
+		d.c.lines[key] = v.line
+		switch k {
+		case "address":
+			if s, ok := d.str(key, v); ok {
+				m.Network, m.Address = metricsAddress(s)
+				if m.Network == "unix" && !isAbstract(m.Address) && m.Address != "" {
+					m.Address = d.path(m.Address)
+				}
+			}
+		case "path":
+			if s, ok := d.str(key, v); ok {
+				m.Path = s
+			}
+		default:
+			d.unknown(key, v.line, k, metricsKeys)
 		}
 	}
 }

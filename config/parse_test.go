@@ -406,7 +406,7 @@ func TestExampleFile(t *testing.T) {
 		t.Errorf("listeners = %+v, want one named http", c.Listeners)
 	}
 	// Every key the decoder knows is documented, at least in a comment.
-	for _, keys := range [][]string{topKeys, listenKeys, workerKeys, upgradeKeys} {
+	for _, keys := range [][]string{topKeys, listenKeys, workerKeys, upgradeKeys, metricsKeys} {
 		for _, k := range keys {
 			if !strings.Contains(Example(), k+" = ") && !strings.Contains(Example(), "["+k+"]") && !strings.Contains(Example(), "[["+k+"]]") {
 				t.Errorf("default.toml does not document %q", k)

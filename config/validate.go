@@ -102,6 +102,7 @@ func (c *Config) validate(requireCommand bool) errorList {
 	k.listeners()
 	k.worker(requireCommand)
 	k.upgrade()
+	k.metrics()
 	return k.errs
 }
 
@@ -230,6 +231,18 @@ func (k *checker) upgrade() {
 		k.errorf("upgrade.soak", "must not be negative (got %s)", u.Soak)
 	}
 	k.positive("upgrade.timeout", u.Timeout)
+}
+
+func (k *checker) metrics() {
+	m := &k.c.Metrics
+	if m.Address != "" {
+		if err := checkMetricsAddress(m.Network, m.Address); err != nil {
+			k.errorf("metrics.address", "%v", err)
+		}
+	}
+	if err := checkMetricsPath(m.Path); m.Path != "" && err != nil {
+		k.errorf("metrics.path", "%v", err)
+	}
 }
 
 // positive reports d unless it is greater than zero.

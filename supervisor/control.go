@@ -196,6 +196,7 @@ func (m *Master) serveControl() {
 			m.acceptControl(c)
 		}
 	}
+	m.serveMetrics()
 }
 
 func (m *Master) acceptControl(cs *ctlSock) {
@@ -277,6 +278,7 @@ func (m *Master) stopControl() {
 			c.ln = nil
 		}
 	}
+	m.stopMetrics()
 }
 
 // controlConn serves one connection, on its own goroutine: it reads the request, posts it

@@ -48,8 +48,12 @@
 //     relay when it is a pipe or a socket (output.go, internal/relay).
 //   - A bad config on SIGHUP keeps the old workers serving; new workers replace old ones
 //     only once every new one is ready.
-//   - Only the master in charge speaks to systemd and accepts on the control socket: a new
-//     master from its commit on, an old one until its hand-over (MAINPID= and BARRIER=1).
+//   - Only the master in charge speaks to systemd and accepts on the control socket and
+//     the metrics endpoint: a new master from its commit on, an old one until its
+//     hand-over (MAINPID= and BARRIER=1). Scrapes read a snapshot the loop publishes after
+//     each event (metrics.go); they never wait on the loop.
+//   - Counters go up across upgrades: the old master's totals go to the new one with the
+//     commit; a new master that is rolled back takes its counts with it.
 //   - Every fork blocks USR2 and WINCH until the child handles them, so a signal aimed at
 //     the whole service cannot kill a process forked in reaction to it.
 //

@@ -180,6 +180,7 @@ type fakeLink struct {
 	s      *fakeSystem
 	peer   string
 	closed bool
+	sent   []handoffMsg
 }
 
 func (l *fakeLink) send(msg handoffMsg) error {
@@ -188,6 +189,7 @@ func (l *fakeLink) send(msg handoffMsg) error {
 	}
 	l.s.did("send %s %s", l.peer, msg.Type)
 	l.s.sent = append(l.s.sent, msg)
+	l.sent = append(l.sent, msg)
 	return nil
 }
 func (l *fakeLink) close() { l.closed = true }

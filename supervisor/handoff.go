@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/metrics"
 	"github.com/baton-supervisor/baton/sdnotify"
 )
 
@@ -30,7 +31,7 @@ import (
 //	N → O  {"type":"ready"}              every worker of N is ready
 //	N → O  {"type":"error","reason":…}   N gives up (then exits)
 //	N → O  {"type":"exit","code":…,"reason":…}  N's last word before it exits uncommitted
-//	O → N  {"type":"commit"}             O has retired its workers and exits: N is in charge
+//	O → N  {"type":"commit","metrics":…} O has retired its workers and exits: N is in charge
 //
 // N learns that O is gone, committed or not, from end-of-file; O learns that N is gone
 // from N's pidfd.
@@ -58,6 +59,8 @@ type handoffMsg struct {
 	// History is O's lifecycle history (hello): N carries it on and adds the upgrade's
 	// outcome.
 	History []HistoryEntry `json:"history,omitempty"`
+	// Metrics are the old master's totals, in commit: the new master adds them to its own.
+	Metrics *metrics.Counts `json:"metrics,omitempty"`
 }
 
 func sendMsg(conn *net.UnixConn, msg handoffMsg) error {
@@ -151,6 +154,7 @@ func (p *parent) read(m *Master) {
 
 func (m *Master) onOldMasterMsg(p *parent, msg handoffMsg) {
 	if m.parent == p && msg.Type == "commit" {
+		m.metrics.counts.Add(msg.Metrics)
 		m.takeCharge(true)
 	}
 }
@@ -233,6 +237,7 @@ func (m *Master) takeCharge(committed bool) {
 	m.dropped = nil
 	m.serveControl()
 	m.syncControl() // the config may name other paths than the old master's
+	m.syncMetrics()
 }
 
 // failStart is a new master whose first workers failed: it tells the old master why and

@@ -371,8 +371,12 @@ func TestRandomSequences(t *testing.T) {
 			if m.role == roleExited {
 				break
 			}
+			before := m.metrics.counts.Clone()
 			name := randomEvent(rng, m, s)
 			trail = append(trail, name)
+			if err := countersDown(before, m.metrics.counts); err != "" {
+				t.Fatalf("seed %d, after %s: %s", seed, strings.Join(trail, " "), err)
+			}
 			func() {
 				defer func() {
 					if p := recover(); p != nil {

@@ -88,6 +88,8 @@ type Master struct {
 	stopWaiters   []replyFunc   // control clients waiting for this master to exit
 	controlSlots  chan struct{} // one token per control connection being served
 
+	metrics masterMetrics // counts, and the [metrics] endpoint (metrics.go)
+
 	signalReload *finishedReload // a SIGHUP reload whose result no client took yet
 
 	sd         *sdnotify.Notifier // systemd's notify socket; nil off systemd
@@ -150,6 +152,7 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 			closeAll(m.listeners)
 			closeAll(m.dropped)
 			closeControls(m.controls)
+			m.metrics.sock.Close()
 			if m.notify != nil {
 				m.notify.Close()
 			}
@@ -217,6 +220,9 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		return nil, err
 	}
 	if m.controls, inherited, err = openControl(controlPaths(m.cfg), inherited); err != nil {
+		return nil, err
+	}
+	if inherited, err = m.takeMetrics(m.cfg.Metrics, inherited); err != nil {
 		return nil, err
 	}
 	use, unused, err := fdstore.Resolve(ss, inherited)
@@ -338,6 +344,7 @@ func (m *Master) handle(ev event) {
 	if m.role != roleExited {
 		m.updateStatus()
 		m.sendProgress()
+		m.publishMetrics()
 	}
 }
 
@@ -424,6 +431,7 @@ func (m *Master) cleanup() {
 	closeAll(m.dropped)
 	m.stopControl()
 	closeControls(m.controls)
+	m.metrics.sock.Close()
 	m.devNull.Close()
 	if m.cfg.PIDFile != "" {
 		m.sys.removePID(m.cfg.PIDFile, m.pid)
@@ -436,6 +444,7 @@ func (m *Master) cleanup() {
 		osys.close()
 	}
 	m.flushControl()
+	m.flushMetrics()
 	m.closeOutput()
 	m.log.Info("master exited", "code", m.exitCode)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
+	"github.com/baton-supervisor/baton/metrics"
 	"github.com/baton-supervisor/baton/sdnotify"
 )
 
@@ -126,9 +127,11 @@ func (m *Master) commitReload() {
 	m.storeListeners(r.opened)
 	if m.parent == nil {
 		m.syncControl()
+		m.syncMetrics()
 	}
 	m.setLastErr("", 0)
 	m.record("reload", "ok", "", r.started)
+	m.countReload(metrics.ResultOK, r.started)
 	m.log.Info("reload complete", "pool", r.pool.id, "workers", len(r.pool.workers), "event", "reload-ok")
 	m.answerReload(r, nil)
 	if !m.readyOnce {
@@ -154,6 +157,7 @@ func (m *Master) failReload(reason string) {
 func (m *Master) reloadFailed(r *reload, reason string) {
 	m.setLastErr("reload failed: "+reason, 0)
 	m.record("reload", "failed", reason, r.started)
+	m.countReload(metrics.ResultFailed, r.started)
 	m.log.Error("reload failed; the old workers keep serving", "reason", reason, "event", "reload-failed")
 	m.answerReload(r, errors.New(m.lastErr))
 	if m.role != roleStopping && m.readyOnce {
@@ -172,6 +176,7 @@ func (m *Master) refuseReload(why string) {
 	}
 	m.log.Warn("reload refused: "+why, "event", "reload-failed")
 	m.record("reload", "failed", "refused: "+why, time.Time{})
+	m.countReload(metrics.ResultRefused, time.Time{})
 	m.answerReload(r, errors.New("reload refused: "+why))
 	if m.readyOnce {
 		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))

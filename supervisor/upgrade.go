@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
+	"github.com/baton-supervisor/baton/metrics"
 )
 
 // upgrade is the old master's view of the upgrade in flight: the new master N.
@@ -20,11 +21,13 @@ type upgrade struct {
 	pidfd   int // osSystem: N's pidfd, until N exited
 	link    link
 	started time.Time
-	timer   *timer // upgrade timeout while N is not ready, then the soak time
-	kill    *timer // SIGKILL for an N asked to exit that does not
-	quit    bool   // QUIT arrived before N was ready: commit once it is
-	reason  string // why it failed, as N or this master saw it
-	said    string // N's last word before it exited ("exit 1: bad config ...")
+	readyAt time.Time // when N said ready
+	timer   *timer    // upgrade timeout while N is not ready, then the soak time
+	kill    *timer    // SIGKILL for an N asked to exit that does not
+	quit    bool      // QUIT arrived before N was ready: commit once it is
+	reason  string    // why it failed, as N or this master saw it
+	said    string    // N's last word before it exited ("exit 1: bad config ...")
+	why     string    // what rolled it back, for the metrics (rollbackTimeout, ...); "" = N exited
 
 	progress *MasterSnapshot // N as it last described itself (validSnapshot); nil until then
 	draining int             // committing: this master's workers when the commit began
@@ -70,10 +73,14 @@ func (m *Master) startUpgrade() error {
 	for _, c := range m.controls {
 		handed = append(handed, c.l)
 	}
+	if m.metrics.sock != nil {
+		handed = append(handed, m.metrics.sock)
+	}
 	up, err := m.sys.startNewMaster(hello, handed)
 	if err != nil {
 		m.setLastErr("upgrade failed: "+err.Error(), 0)
 		m.record("upgrade", "failed", err.Error(), m.sys.now())
+		metrics.Count(&m.metrics.counts.Upgrades, metrics.ResultFailed)
 		m.restorePIDFile()
 		m.log.Error("upgrade failed; this master stays in charge", "err", err, "event", "upgrade-failed")
 		return fmt.Errorf("upgrade failed: %w", err)
@@ -93,6 +100,7 @@ func (m *Master) onUpgradeTimeout(up *upgrade, t *timer) {
 	up.timer = nil
 	up.reason = fmt.Sprintf("not ready within %s: %s", m.cfg.Upgrade.Timeout, up.waitingFor())
 	m.log.Error("new master not ready in time; stopping it", "new_pid", up.pid, "timeout", m.cfg.Upgrade.Timeout, "waiting_for", up.waitingFor())
+	up.why = rollbackTimeout
 	m.stopNewMaster(up, syscall.SIGTERM, newMasterGrace)
 }
 
@@ -166,6 +174,8 @@ func (m *Master) onNewMasterReady(up *upgrade) {
 	}
 	disarm(up.timer)
 	up.timer = nil
+	up.readyAt = m.sys.now()
+	m.metrics.counts.Observe(metrics.PhaseUpgradeReady, up.readyAt.Sub(up.started))
 	m.become(roleSoaking, "new master ready")
 	m.log.Info("new master ready", "new_pid", up.pid, "took", m.sys.now().Sub(up.started).Round(time.Millisecond))
 	switch {
@@ -273,6 +283,7 @@ func (m *Master) onHandOverDone(ev handOverDone) {
 		// systemd still takes this master for the service: exiting now would stop it.
 		m.log.Error("systemd did not take the new master as the main process; rolling back", "new_pid", up.pid, "err", ev.err)
 		up.handedOver = false
+		up.why = rollbackHandOver
 		m.rollBack("hand-over to systemd failed: " + ev.err.Error())
 		return
 	default:
@@ -288,7 +299,9 @@ func (m *Master) onHandOverDone(ev handOverDone) {
 // finishCommit tells N it is in charge and ends this master.
 func (m *Master) finishCommit() {
 	up := m.up
-	if err := up.link.send(handoffMsg{Type: "commit"}); err != nil {
+	m.countUpgrade(metrics.ResultCommitted, up)
+	counts := m.metrics.counts.Clone()
+	if err := up.link.send(handoffMsg{Type: "commit", Metrics: &counts}); err != nil {
 		m.log.Warn("cannot tell the new master it is in charge; it takes charge when this master exits", "new_pid", up.pid, "err", err)
 	}
 	m.log.Info("upgrade committed; the old master exits", "new_pid", up.pid, "took", m.sys.now().Sub(up.started).Round(time.Millisecond), "event", "upgrade-committed")
@@ -302,6 +315,9 @@ func (m *Master) finishCommit() {
 func (m *Master) rollBack(reason string) {
 	up := m.up
 	up.reason = reason
+	if up.why == "" {
+		up.why = rollbackRequested
+	}
 	disarm(up.timer)
 	up.timer = nil
 	m.become(roleRollingBack, reason)
@@ -340,6 +356,7 @@ func (m *Master) onNewMasterExit(up *upgrade, how string) {
 	}
 	m.setLastErr("upgrade rolled back: new master "+strconv.Itoa(up.pid)+": "+reason, 0)
 	m.record("upgrade", "rolled back", reason, up.started)
+	m.countUpgrade(metrics.ResultRolledBack, up)
 	m.restorePIDFile() // before the log line: whoever reads it finds the pid file in place
 	m.log.Error("upgrade rolled back: the new master exited before the upgrade was committed", "new_pid", up.pid, "reason", reason, "exit", how, "event", "upgrade-rolled-back")
 	m.startWorkersAgain()

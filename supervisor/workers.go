@@ -78,6 +78,7 @@ func (m *Master) started(w *worker) {
 	p := w.pool
 	w.started = m.sys.now()
 	p.workers[w.slot-1] = w
+	m.metrics.counts.WorkerStarts++
 	m.log.Info("worker started", "worker", w.slot, "worker_pid", w.pid, "pool", p.id)
 	if p.retiring {
 		w.retired = true
@@ -147,6 +148,7 @@ func (m *Master) onWorkerExit(w *worker, st exitStatus) {
 	p := w.pool
 	was := w.state
 	w.exit = st
+	m.metrics.counts.WorkerExits++
 	reason := w.exitReason()
 	if p.workers[w.slot-1] == w {
 		p.workers[w.slot-1] = nil
@@ -302,6 +304,7 @@ func (m *Master) slotFailed(p *pool, slot int, reason string, readyAt time.Time)
 	}
 	p.failures[i]++
 	n := p.failures[i]
+	m.metrics.counts.WorkerRestarts++
 	delay := backoff(p.cfg, n)
 	level, msg := slog.LevelWarn, "worker failed; restarting"
 	if n >= crashLoop {
