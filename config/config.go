@@ -28,6 +28,7 @@ const (
 	MaxWorkers    = 1024  // highest worker.count
 	MaxBacklog    = 65535 // highest listen.backlog
 	MaxNameLen    = 255   // longest listener name
+	MaxLogIdent   = 64    // longest worker.log_identifier
 	maxUnixPath   = 107   // sun_path holds 108 bytes, one of them the NUL
 	maxSocketMode = 0o777 // only permission bits make sense on a socket file
 )
@@ -83,6 +84,7 @@ type Worker struct {
 	StopTimeout     time.Duration  // key "stop_timeout" (the drain timeout before SIGKILL), default 30s
 	RestartDelay    time.Duration  // key "restart_delay", first crash-restart delay, default 100ms
 	RestartDelayMax time.Duration  // key "restart_delay_max", cap of the doubling, default 10s; >= RestartDelay
+	LogIdentifier   string         // key "log_identifier": the workers' SYSLOG_IDENTIFIER; "" = JournalIdentifier's default
 }
 
 // Upgrade tunes the hot upgrade (SIGUSR2).
