@@ -63,7 +63,7 @@ func (in *instance) reload() {
 // (python3's http.server) logs under "python3"; baton's own lines stay "baton", and no
 // worker line is left under "baton".
 func TestWorkersJournalIdentifier(t *testing.T) {
-	in := newInstance(t, roleSocket, "jid", 18131)
+	in := newInstance(t, roleSocket, "jid", 18191)
 	c0 := cursor(t)
 	in.start()
 	master := in.mainPID()
