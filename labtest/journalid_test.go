@@ -167,4 +167,7 @@ srv.shutdown()
 	if got := containing(es, "could not connect its own"); len(got) > 0 {
 		t.Errorf("a worker could not connect its own stream: %v", got)
 	}
+	if testing.Verbose() {
+		t.Logf("journalctl -t hello -t python3 -o short:\n%s", run(t, "journalctl", "-q", "--no-pager", "-o", "short", "-t", "hello", "-t", "python3", "--after-cursor", c0))
+	}
 }
