@@ -271,4 +271,3 @@ func BenchmarkStart(b *testing.B) {
 		})
 	}
 }
-
