@@ -33,7 +33,7 @@ func waitIdent(t testing.TB, ident, after string, checks map[string]func(entry) 
 			}
 		}
 		slices.Sort(missing)
-		return len(missing) == 0, fmt.Sprintf("%d entries; missing: %s", len(es), strings.Join(missing, "; "))
+		return len(missing) == 0, fmt.Sprintf("%d entries %v; missing: %s", len(es), es, strings.Join(missing, "; "))
 	})
 	return es
 }
@@ -64,6 +64,12 @@ func (in *instance) reload() {
 // worker line is left under "baton".
 func TestWorkersJournalIdentifier(t *testing.T) {
 	in := newInstance(t, roleSocket, "jid", 18191)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _, _ := lab.exec("", "journalctl", "-q", "--no-pager", "-o", "verbose", "-u", in.Name, "_TRANSPORT=stdout")
+			t.Logf("the unit's stdout entries:\n%s", out)
+		}
+	})
 	c0 := cursor(t)
 	in.start()
 	master := in.mainPID()
