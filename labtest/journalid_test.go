@@ -12,20 +12,23 @@ import (
 	"time"
 )
 
-// journalOf returns the entries with SYSLOG_IDENTIFIER ident after the cursor, as
-// `journalctl -t ident` finds them.
-func journalOf(t testing.TB, ident, after string) []entry {
+// journalOf returns the entries of unit with SYSLOG_IDENTIFIER ident, as `journalctl -t
+// ident` finds them. Not after a cursor: journalctl 252 with a match and --after-cursor
+// skips the first matching entry when the cursor's own entry does not match (it skips
+// two entries from the cursor, taking the first for the cursor's); 254 and 257 do not.
+// The unit is this test's alone, started once, and the checks name the workers' pids.
+func journalOf(t testing.TB, ident, unit string) []entry {
 	t.Helper()
-	return parseJournal(t, run(t, "journalctl", "-q", "-o", "json", "--no-pager", "-t", ident, "--after-cursor", after))
+	return parseJournal(t, run(t, "journalctl", "-q", "-o", "json", "--no-pager", "-t", ident, "_SYSTEMD_UNIT="+unit))
 }
 
 // waitIdent waits until each named check is satisfied by some entry of `journalctl -t
-// ident` after the cursor, and returns the entries.
-func waitIdent(t testing.TB, ident, after string, checks map[string]func(entry) bool) []entry {
+// ident` of the unit, and returns the entries.
+func waitIdent(t testing.TB, ident, unit string, checks map[string]func(entry) bool) []entry {
 	t.Helper()
 	var es []entry
 	waitFor(t, 20*time.Second, "journalctl -t "+ident, func() (bool, string) {
-		es = journalOf(t, ident, after)
+		es = journalOf(t, ident, unit)
 		var missing []string
 		for name, ok := range checks {
 			if !slices.ContainsFunc(es, ok) {
@@ -73,17 +76,17 @@ func TestWorkersJournalIdentifier(t *testing.T) {
 	c0 := cursor(t)
 	in.start()
 	master := in.mainPID()
-	workers := in.waitWorkers(c0, master, 2)
+	first := in.waitWorkers(c0, master, 2)
 
 	// hello as the command: the identifier is its base name.
 	checks := map[string]func(entry) bool{}
-	for _, w := range workers {
+	for _, w := range first {
 		checks["serving from _PID="+strconv.Itoa(w)] = func(e entry) bool {
 			return e.Msg() == "serving" && e.F["_PID"] == strconv.Itoa(w) && e.F["PRIORITY"] == "6" &&
 				e.F["_TRANSPORT"] == "stdout" && e.F["_SYSTEMD_UNIT"] == in.Name
 		}
 	}
-	waitIdent(t, "hello", c0, checks)
+	waitIdent(t, "hello", in.Name, checks)
 	mustServe(t, in.HTTP, 4)
 
 	// hello started through a shell that first writes a line with a "<3>" prefix (exec
@@ -94,7 +97,7 @@ func TestWorkersJournalIdentifier(t *testing.T) {
 		filepath.Join(lab.Bin, "hello"), "-names", in.FDName, "-drain", "300ms"}
 	in.withWorkerConfig(c, `log_identifier = "hello"`)
 	in.reload()
-	workers = in.waitWorkers(c1, master, 2)
+	workers := in.waitWorkers(c1, master, 2)
 	prefixed := func(gen []int) map[string]func(entry) bool {
 		checks := map[string]func(entry) bool{}
 		for _, w := range gen {
@@ -108,7 +111,7 @@ func TestWorkersJournalIdentifier(t *testing.T) {
 		}
 		return checks
 	}
-	waitIdent(t, "hello", c1, prefixed(workers))
+	waitIdent(t, "hello", in.Name, prefixed(workers))
 
 	// An upgrade: the new master gives its workers streams of their own too.
 	c2 := cursor(t)
@@ -116,7 +119,7 @@ func TestWorkersJournalIdentifier(t *testing.T) {
 	newMaster := in.newMaster(c2, master)
 	in.waitMainPID(newMaster)
 	newWorkers := in.waitWorkers(c2, newMaster, 2)
-	waitIdent(t, "hello", c2, prefixed(newWorkers))
+	waitIdent(t, "hello", in.Name, prefixed(newWorkers))
 	mustServe(t, in.HTTP, 4)
 
 	// python3's http.server, which logs each request to stderr.
@@ -157,10 +160,10 @@ srv.shutdown()
 			return strings.Contains(e.Message(), `"GET / HTTP/1.1" 200`) && e.F["_PID"] == pid && e.F["_SYSTEMD_UNIT"] == in.Name
 		}
 	}
-	waitIdent(t, "python3", c3, checks)
+	waitIdent(t, "python3", in.Name, checks)
 
 	// baton's own lines keep their identifier; none of the workers' is among them.
-	all := slices.Concat(workers, newWorkers, pyWorkers)
+	all := slices.Concat(first, workers, newWorkers, pyWorkers)
 	es := journal(t, in.Name, c0)
 	if len(filter(es, func(e entry) bool { return e.F["SYSLOG_IDENTIFIER"] == "baton" && e.Msg() == "worker ready" })) == 0 {
 		t.Errorf("no \"worker ready\" line under SYSLOG_IDENTIFIER=baton")
@@ -174,6 +177,6 @@ srv.shutdown()
 		t.Errorf("a worker could not connect its own stream: %v", got)
 	}
 	if testing.Verbose() {
-		t.Logf("journalctl -t hello -t python3 -o short:\n%s", run(t, "journalctl", "-q", "--no-pager", "-o", "short", "-t", "hello", "-t", "python3", "--after-cursor", c0))
+		t.Logf("journalctl -t hello -t python3 -o short:\n%s", run(t, "journalctl", "-q", "--no-pager", "-o", "short", "-t", "hello", "-t", "python3", "_SYSTEMD_UNIT="+in.Name))
 	}
 }
