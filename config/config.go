@@ -33,6 +33,7 @@ const (
 	MaxBacklog     = 65535 // highest listen.backlog
 	MaxNameLen     = 255   // longest listener name
 	MaxMetricsPath = 255   // longest metrics.path
+	MaxLogIdent    = 64    // longest worker.log_identifier
 	maxUnixPath    = 107   // sun_path holds 108 bytes, one of them the NUL
 	maxSocketMode  = 0o777 // only permission bits make sense on a socket file
 )
@@ -89,6 +90,7 @@ type Worker struct {
 	StopTimeout     time.Duration  // key "stop_timeout" (the drain timeout before SIGKILL), default 30s
 	RestartDelay    time.Duration  // key "restart_delay", first crash-restart delay, default 100ms
 	RestartDelayMax time.Duration  // key "restart_delay_max", cap of the doubling, default 10s; >= RestartDelay
+	LogIdentifier   string         // key "log_identifier": the workers' SYSLOG_IDENTIFIER; "" = JournalIdentifier's default
 }
 
 // Upgrade tunes the hot upgrade (SIGUSR2).

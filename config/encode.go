@@ -89,6 +89,9 @@ func (c *Config) Encode() ([]byte, error) {
 	e.duration("stop_timeout", w.StopTimeout)
 	e.duration("restart_delay", w.RestartDelay)
 	e.duration("restart_delay_max", w.RestartDelayMax)
+	if w.LogIdentifier != "" {
+		e.str("log_identifier", w.LogIdentifier)
+	}
 
 	e.line("")
 	e.line("[upgrade]")

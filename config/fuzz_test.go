@@ -43,6 +43,7 @@ stop_signal = "SIGQUIT"
 stop_timeout = "2s"
 restart_delay = "10ms"
 restart_delay_max = "1s"
+log_identifier = "app"
 [upgrade]
 commit = "manual"
 soak = "0s"
@@ -59,6 +60,11 @@ timeout = "1m"
 	f.Add([]byte("control_socket = \"@baton/./web//ctl\"\n[worker]\ncommand = [\"x\"]\n"))
 	// Strings with escapes Encode must write back.
 	f.Add([]byte("[worker]\ncommand = [\"a\\\"b\", 'c\\d', \"\\u00e9\\t\\u007f\"]\n"))
+	// Log identifiers: one that would end the journal stream header early, one that
+	// is fine, and a program whose base name needs cleaning for the default.
+	f.Add([]byte("[worker]\ncommand = [\"x\"]\nlog_identifier = \"x\\n\\n0\"\n"))
+	f.Add([]byte("[worker]\ncommand = [\"x\"]\nlog_identifier = \"\u00e9t\u00e9\"\n"))
+	f.Add([]byte("[worker]\ncommand = [\"/opt/my app/srv\\t\\u0085x\"]\n"))
 	// Unknown keys, wrong types and a syntax error.
 	f.Add([]byte("[worker]\ncout = 1\ncount = \"2\"\n"))
 	f.Add([]byte("[worker\n"))
@@ -81,6 +87,12 @@ timeout = "1m"
 		}
 		if c.Validate() != nil {
 			return
+		}
+		// What goes into a journal stream header is one valid identifier line.
+		if id := c.Worker.JournalIdentifier(); id != "" || len(c.Worker.Command) > 0 {
+			if err := checkLogIdentifier(id); err != nil {
+				t.Fatalf("JournalIdentifier() = %q: %v", id, err)
+			}
 		}
 		out, err := c.Encode()
 		if err != nil {

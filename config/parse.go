@@ -270,6 +270,13 @@ func (d *decoder) worker(t *node) {
 			d.duration(key, v, &w.RestartDelay)
 		case "restart_delay_max":
 			d.duration(key, v, &w.RestartDelayMax)
+		case "log_identifier":
+			if s, ok := d.str(key, v); ok {
+				w.LogIdentifier = s
+				if s == "" {
+					d.errorf(key, v.line, "must not be empty (leave the key out for the program's name)")
+				}
+			}
 		default:
 			d.unknown(key, v.line, k, workerKeys)
 		}

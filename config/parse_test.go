@@ -130,6 +130,26 @@ func TestParseKeys(t *testing.T) {
 		{name: "restart_delay above default max", toml: "[worker]\nrestart_delay = \"20s\"\n",
 			err: testPath + ":1: worker.restart_delay_max: must be at least restart_delay (20s) (got 10s)"},
 
+		// worker.log_identifier: one line of a journal stream's header
+		{name: "log_identifier", toml: "[worker]\nlog_identifier = \"web-1.api\"\n",
+			get: func(c *Config) any { return c.Worker.LogIdentifier }, want: "web-1.api"},
+		{name: "log_identifier UTF-8", toml: "[worker]\nlog_identifier = \"caf\u00e9\"\n",
+			get: func(c *Config) any { return c.Worker.LogIdentifier }, want: "café"},
+		{name: "log_identifier empty", toml: "[worker]\nlog_identifier = \"\"\n",
+			err: testPath + ":2: worker.log_identifier: must not be empty (leave the key out for the program's name)"},
+		{name: "log_identifier newline", toml: "[worker]\nlog_identifier = \"web\\n6\"\n",
+			err: testPath + ":2: worker.log_identifier: must be printable, without spaces or control characters (got \"web\\n6\")"},
+		{name: "log_identifier NUL", toml: "[worker]\nlog_identifier = \"a\\u0000\"\n",
+			err: testPath + ":2: worker.log_identifier: must be printable, without spaces or control characters (got \"a\\x00\")"},
+		{name: "log_identifier space", toml: "[worker]\nlog_identifier = \"my app\"\n",
+			err: testPath + ":2: worker.log_identifier: must be printable, without spaces or control characters (got \"my app\")"},
+		{name: "log_identifier line separator", toml: "[worker]\nlog_identifier = \"a\\u2028b\"\n",
+			err: testPath + ":2: worker.log_identifier: must be printable, without spaces or control characters (got \"a\\u2028b\")"},
+		{name: "log_identifier too long", toml: "[worker]\nlog_identifier = \"" + strings.Repeat("x", 65) + "\"\n",
+			err: testPath + ":2: worker.log_identifier: must be at most 64 bytes (got 65)"},
+		{name: "log_identifier integer", toml: "[worker]\nlog_identifier = 1\n",
+			err: testPath + ":2: worker.log_identifier: must be a string (got integer)"},
+
 		// worker.stop_signal
 		{name: "stop_signal short", toml: "[worker]\nstop_signal = \"QUIT\"\n",
 			get: func(c *Config) any { return c.Worker.StopSignal }, want: syscall.SIGQUIT},

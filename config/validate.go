@@ -196,6 +196,11 @@ func (k *checker) worker(requireCommand bool) {
 	}
 	k.positive("worker.stop_timeout", w.StopTimeout)
 	k.positive("worker.restart_delay", w.RestartDelay)
+	if w.LogIdentifier != "" {
+		if err := checkLogIdentifier(w.LogIdentifier); err != nil {
+			k.errorf("worker.log_identifier", "%v", err)
+		}
+	}
 	if k.positive("worker.restart_delay_max", w.RestartDelayMax) && w.RestartDelay > 0 && w.RestartDelayMax < w.RestartDelay {
 		k.errorf("worker.restart_delay_max", "must be at least restart_delay (%s) (got %s)", w.RestartDelay, w.RestartDelayMax)
 	}

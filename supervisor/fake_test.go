@@ -35,6 +35,7 @@ type fakeSystem struct {
 	waits   []*parent    // waits for systemd to make a new master main
 	asks    int          // questions to systemd whether it stops the unit, unanswered
 	failNew bool         // startNewMaster fails
+	logWarn string       // every worker starts with this logWarning (no journal stream of its own)
 	badCfg  bool         // loads return an error
 	mainPID int          // the last MAINPID= sent
 	hello   handoffMsg   // the last hello sent to a new master
@@ -85,6 +86,7 @@ func (s *fakeSystem) startWorkers(ws []*worker) []error {
 	for _, w := range ws {
 		s.nextPID++
 		w.pid = s.nextPID
+		w.logWarning = s.logWarn
 		s.did("start worker %d pool %d pid %d", w.slot, w.pool.id, w.pid)
 	}
 	return errs

@@ -3,7 +3,9 @@
 package supervisor
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -840,5 +842,43 @@ func TestTakingChargePingsWatchdog(t *testing.T) {
 		if m.role != roleServing || !hasEffect(s, n, "notify WATCHDOG=1") {
 			t.Errorf("%s: role %s, effects %q; want serving and WATCHDOG=1", ev, m.role, s.effects[n:])
 		}
+	}
+}
+
+// TestJournalStreamWarning: a worker that runs without a journal stream of its own (no
+// journald) is a warning, logged once per logEvery whatever the number of starts, and
+// the worker serves as any other.
+func TestJournalStreamWarning(t *testing.T) {
+	m, s := testMaster(t, false, true, nil)
+	var buf bytes.Buffer
+	m.log = slog.New(slog.NewTextHandler(&buf, nil))
+	s.logWarn = "start /bin/true: journal stream: connect: connection refused"
+	m.start()
+	readyAll(m)
+	if m.role != roleServing {
+		t.Fatalf("role %s, want serving", m.role)
+	}
+	const msg = "worker logs to the master's journal stream"
+	if got := strings.Count(buf.String(), msg); got != 1 {
+		t.Fatalf("%d warnings for 2 workers in one go, want 1:\n%s", got, buf.String())
+	}
+	if !strings.Contains(buf.String(), `err="start /bin/true: journal stream: connect: connection refused"`) {
+		t.Errorf("the warning does not say why:\n%s", buf.String())
+	}
+	// A crash restart past logEvery: said again, with the count of what was left unsaid.
+	s.clock = s.clock.Add(logEvery)
+	m.handle(workerExit{w: m.current.workers[0], status: exitStatus{known: true, code: 1}})
+	s.fire(m.current.restart[0])
+	if got := strings.Count(buf.String(), msg); got != 2 || !strings.Contains(buf.String(), "suppressed=1") {
+		t.Errorf("after %s: %d warnings, want 2, the second with suppressed=1:\n%s", logEvery, got, buf.String())
+	}
+	// A worker with its own stream says nothing.
+	s.logWarn = ""
+	buf.Reset()
+	s.clock = s.clock.Add(logEvery)
+	m.handle(workerExit{w: m.current.workers[1], status: exitStatus{known: true, code: 1}})
+	s.fire(m.current.restart[1])
+	if strings.Contains(buf.String(), msg) {
+		t.Errorf("warned about a worker with its own stream:\n%s", buf.String())
 	}
 }

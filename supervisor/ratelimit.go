@@ -14,6 +14,7 @@ type rateLimits struct {
 	notifyStranger limited
 	controlRefused limited
 	progressBad    limited
+	journalStream  limited // a worker that could not connect its own journal stream
 }
 
 // limited is one rate-limited log line. The loop owns it.

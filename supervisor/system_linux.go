@@ -71,9 +71,11 @@ func (s *osSystem) startWorkers(ws []*worker) []error {
 }
 
 // startWorker forks and execs one worker (internal/spawn): stdout and stderr come from
-// the relay (output.go), the listeners become fds 3.., LISTEN_PID is the worker's own pid,
-// USR2 and WINCH start ignored, it leads a process group of its own, and gets its stop
-// signal if the master dies; everything else the master holds is close-on-exec.
+// the relay (output.go), or, where they are the journal stream, from a journal stream the
+// worker connects itself (its own identifier and _PID); the listeners become fds 3..,
+// LISTEN_PID is the worker's own pid, USR2 and WINCH start ignored, it leads a process
+// group of its own, and gets its stop signal if the master dies; everything else the
+// master holds is close-on-exec.
 func (s *osSystem) startWorker(w *worker) error {
 	m, p := s.m, w.pool
 	out, err := m.output.Open()
@@ -95,13 +97,20 @@ func (s *osSystem) startWorker(w *worker) error {
 		ListenPID:  len(p.listeners) > 0,
 		Nofile:     m.nofile,
 	}
+	if js, je := m.output.Journal(); js || je {
+		attr.Journal = &spawn.Journal{Identifier: p.cfg.JournalIdentifier(), Stdout: js, Stderr: je}
+	}
 	var proc *os.Process
+	var warning error
 	err = withForkSignalsBlocked(func() (err error) {
-		proc, err = spawn.Start(attr)
+		proc, warning, err = spawn.Start(attr)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("cannot start: %w", err)
+	}
+	if warning != nil {
+		w.logWarning = warning.Error()
 	}
 	// Not reaped until the loop says so: the pid (and the group's id) cannot be reused
 	// under us while a pidfd is open and the child unreaped.

@@ -49,6 +49,7 @@ type worker struct {
 	killed  bool       // SIGKILL sent to its group
 
 	failReason string // why the master stopped it, if it did so as a failure
+	logWarning string // set by startWorkers: why it writes to the master's journal stream rather than its own
 }
 
 // exitStatus is how a process ended.

@@ -80,6 +80,11 @@ func (m *Master) started(w *worker) {
 	p.workers[w.slot-1] = w
 	m.metrics.counts.WorkerStarts++
 	m.log.Info("worker started", "worker", w.slot, "worker_pid", w.pid, "pool", p.id)
+	if w.logWarning != "" {
+		// Each start that finds no journald says so; a crash loop does not flood the log.
+		m.rate.journalStream.log(m, "worker logs to the master's journal stream, as baton[PID]: it could not connect its own",
+			"worker", w.slot, "worker_pid", w.pid, "err", w.logWarning)
+	}
 	if p.retiring {
 		w.retired = true
 		m.stopWorker(w, p.cfg.StopSignal, p.cfg.StopTimeout)

@@ -14,7 +14,9 @@
 //   - a pipe (FIFO) or a socket, the only kinds whose reader can go away: relayed;
 //   - the journal stream $JOURNAL_STREAM names ("<device>:<inode>", systemd.exec(5)):
 //     passed as it is; journald keeps its stream connections across its own restarts, and
-//     a relay would put the supervisor in the path of every byte for nothing;
+//     a relay would put the supervisor in the path of every byte for nothing. Journal
+//     reports it, so that the caller may give the child a stream of its own instead
+//     (internal/spawn's Attr.Journal);
 //   - anything else (a regular file, a terminal, /dev/null): passed as it is; none of them
 //     fails with EPIPE.
 //

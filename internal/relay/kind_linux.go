@@ -13,8 +13,8 @@ import (
 // needed reports whether a child's stream that would be f should go through a relay: f is
 // a pipe or a socket, and not the journal stream $JOURNAL_STREAM names.
 func needed(f *os.File) bool {
-	var st unix.Stat_t
-	if f == nil || control(f, func(fd int) error { return unix.Fstat(fd, &st) }) != nil {
+	st, ok := stat(f)
+	if !ok {
 		return false
 	}
 	switch st.Mode & unix.S_IFMT {
@@ -22,7 +22,21 @@ func needed(f *os.File) bool {
 	default:
 		return false
 	}
-	return !isJournalStream(&st, os.Getenv("JOURNAL_STREAM"))
+	return !isJournalStream(st, os.Getenv("JOURNAL_STREAM"))
+}
+
+// isJournal reports whether f is the journal stream $JOURNAL_STREAM names.
+func isJournal(f *os.File) bool {
+	st, ok := stat(f)
+	return ok && st.Mode&unix.S_IFMT == unix.S_IFSOCK && isJournalStream(st, os.Getenv("JOURNAL_STREAM"))
+}
+
+func stat(f *os.File) (*unix.Stat_t, bool) {
+	var st unix.Stat_t
+	if f == nil || control(f, func(fd int) error { return unix.Fstat(fd, &st) }) != nil {
+		return nil, false
+	}
+	return &st, true
 }
 
 // isJournalStream reports whether stream, a value of $JOURNAL_STREAM, "<device>:<inode>"

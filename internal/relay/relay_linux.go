@@ -20,6 +20,8 @@ var ErrClosed = errors.New("relay: closed")
 type Relay struct {
 	stdout, stderr *os.File // the process's own; given to a child when not relayed; not owned
 	out, err       *sink    // nil: that stream is not relayed
+	journalOut     bool     // stdout is the journal stream, passed as it is
+	journalErr     bool     // the same for stderr
 	flushAfter     time.Duration
 
 	// Set when a stream is relayed; owned by the loop, which closes them when it returns.
@@ -59,6 +61,7 @@ func New(stdout, stderr *os.File) (_ *Relay, err error) {
 			return nil, err
 		}
 	}
+	r.journalOut, r.journalErr = isJournal(stdout), isJournal(stderr)
 	if r.out == nil && r.err == nil {
 		return r, nil
 	}
@@ -85,6 +88,13 @@ func New(stdout, stderr *os.File) (_ *Relay, err error) {
 // Relaying reports which streams a child gets through the relay.
 func (r *Relay) Relaying() (stdout, stderr bool) {
 	return r.out != nil, r.err != nil
+}
+
+// Journal reports which of the streams a child is given as they are is the journal
+// stream $JOURNAL_STREAM names (systemd.exec(5)): a child may be given a stream of its own
+// to journald in its place (internal/spawn's Attr.Journal).
+func (r *Relay) Journal() (stdout, stderr bool) {
+	return r.journalOut, r.journalErr
 }
 
 // Output is one child's standard output and error.

@@ -86,27 +86,45 @@ func TestNeeded(t *testing.T) {
 	journal := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 
 	for _, tc := range []struct {
-		name    string
-		f       *os.File
-		journal string
-		want    bool
+		name        string
+		f           *os.File
+		journal     string
+		want        bool
+		wantJournal bool
 	}{
-		{"pipe write end", pw, "", true},
-		{"pipe read end", pr, "", true},
-		{"socket", sock, "", true},
-		{"socket named by JOURNAL_STREAM", sock, journal, false},
-		{"socket, JOURNAL_STREAM naming another file", sock, "1:2", true},
-		{"socket, JOURNAL_STREAM garbage", sock, "x", true},
-		{"regular file", file, "", false},
-		{"/dev/null", null, "", false},
-		{"nil", nil, "", false},
+		{"pipe write end", pw, "", true, false},
+		{"pipe read end", pr, "", true, false},
+		{"socket", sock, "", true, false},
+		{"socket named by JOURNAL_STREAM", sock, journal, false, true},
+		{"socket, JOURNAL_STREAM naming another file", sock, "1:2", true, false},
+		{"socket, JOURNAL_STREAM garbage", sock, "x", true, false},
+		{"regular file", file, "", false, false},
+		{"/dev/null", null, "", false, false},
+		{"nil", nil, "", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("JOURNAL_STREAM", tc.journal)
 			if got := needed(tc.f); got != tc.want {
 				t.Errorf("needed = %v, want %v", got, tc.want)
 			}
+			if got := isJournal(tc.f); got != tc.wantJournal {
+				t.Errorf("isJournal = %v, want %v", got, tc.wantJournal)
+			}
 		})
+	}
+
+	// New tells which stream is the journal's: stdout here, stderr a file.
+	t.Setenv("JOURNAL_STREAM", journal)
+	r, err := New(sock, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(time.Second)
+	if out, errs := r.Journal(); !out || errs {
+		t.Errorf("Journal = %v, %v; want true (the journal stream), false (a file)", out, errs)
+	}
+	if out, errs := r.Relaying(); out || errs {
+		t.Errorf("Relaying = %v, %v; want neither", out, errs)
 	}
 }
 

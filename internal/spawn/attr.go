@@ -40,6 +40,42 @@ type Attr struct {
 	ListenPID bool
 	// Nofile, if not nil, is the child's RLIMIT_NOFILE (see OriginalNofile).
 	Nofile *syscall.Rlimit
+	// Journal, if not nil, gives the child a journal stream of its own (see Journal).
+	Journal *Journal
+}
+
+// Journal asks for a stream connection of the child's own to systemd-journald, made as
+// systemd makes one for a service with StandardOutput=journal: the child connects to
+// journald's stdout socket between fork and exec, writes the stream header, and the
+// connection replaces its fd 1, fd 2 or both (in place of Files[1] and Files[2]).
+// journald records every line with the identifier of the header and the _PID of the
+// process that connected (SO_PEERCRED), which is the child's own.
+//
+// It is best effort: when a step fails (no journald, a full backlog, no more fds), the
+// child keeps Files[1] and Files[2], runs all the same, and Start reports the failure as
+// its warning. Lines may start with a priority prefix ("<3>", sd-daemon(3)); lines
+// without one are at priority info.
+type Journal struct {
+	// Identifier is SYSLOG_IDENTIFIER of every line (`journalctl -t`). It must be
+	// non-empty and hold no newline or NUL byte: it is one line of the header.
+	Identifier string
+	// Stdout and Stderr say which of fd 1 and fd 2 the stream replaces.
+	Stdout, Stderr bool
+}
+
+// journalSocket is journald's stream socket (systemd-journald.service(8)): a fixed path,
+// which neither a config nor a worker can redirect. Tests point it at a fake.
+var journalSocket = "/run/systemd/journal/stdout"
+
+// journalHeader is the stream header of j, as src/journal/journald-stream.c reads it, one
+// line each: identifier, unit id (empty: journald takes the unit from the cgroup),
+// priority (6, info), level prefix (1: "<N>" prefixes are honoured), forward to syslog,
+// to kmsg, to the console (0: as journald.conf says).
+func journalHeader(j *Journal) ([]byte, error) {
+	if j.Identifier == "" || strings.ContainsAny(j.Identifier, "\n\x00") {
+		return nil, fmt.Errorf("spawn: journal identifier %q: must be one non-empty line", j.Identifier)
+	}
+	return []byte(j.Identifier + "\n\n6\n1\n0\n0\n0\n"), nil
 }
 
 // dedupEnv returns env with only the last of each key's entries, in their order.

@@ -8,6 +8,8 @@
 //   - Ignored signals: `systemctl kill -s USR2` signals every process of the unit. A worker
 //     starts with USR2 and WINCH ignored (SIG_IGN survives execve), so the default action
 //     does not kill it; a program that wants them installs its own handler.
+//   - A journal stream of its own (Attr.Journal): journald records a stream's lines under
+//     the pid that connected it (SO_PEERCRED), so the child connects, before it execs.
 //
 // Before this package, a re-exec of baton's own binary (an "exec shim") did both in the
 // child: one Go program start more per worker, about 2.5 ms of CPU on the machine the

@@ -51,10 +51,20 @@ type prepared struct {
 	ppid      uintptr
 	nofile    *syscall.Rlimit
 
+	journal       bool // Attr.Journal: the rest of these are set
+	journalAddr   syscall.RawSockaddrUnix
+	journalLen    uintptr // of the address: the family, the path and its NUL
+	journalHeader []byte
+	journalStdout bool
+	journalStderr bool
+	journalSndbuf int32
+
 	failure failure
+	warning failure
 }
 
-// failure is what the child writes to the pipe when a step fails.
+// failure is what the child writes to the pipe when a step fails: for a journal step, a
+// warning, and the child goes on; for any other, the end.
 type failure struct {
 	step  uintptr
 	errno uintptr
@@ -71,13 +81,26 @@ const (
 	stepFiles
 	stepRlimit
 	stepExec
+	stepJournalSocket
+	stepJournalConnect
+	stepJournalHeader
+	stepJournalSetup
 )
 
 var stepNames = [...]string{
 	stepSetpgid: "setpgid", stepSignals: "signals", stepSetgroups: "setgroups",
 	stepSetgid: "setgid", stepSetuid: "setuid", stepChdir: "chdir", stepPdeathsig: "pdeathsig",
 	stepFiles: "fds", stepRlimit: "rlimit", stepExec: "exec",
+	stepJournalSocket: "journal stream: socket", stepJournalConnect: "journal stream: connect",
+	stepJournalHeader: "journal stream: header", stepJournalSetup: "journal stream: set up",
 }
+
+func isJournalStep(step uintptr) bool { return step >= stepJournalSocket && step <= stepJournalSetup }
+
+// journalSndbuf is the send buffer asked for a journal stream, as systemd asks for its
+// own (SNDBUF_SIZE): a burst of lines does not block the worker while journald is busy.
+// The kernel caps it at net.core.wmem_max unless the child may exceed that.
+const journalSndbuf = 8 << 20
 
 const listenPIDPrefix = "LISTEN_PID="
 
@@ -87,27 +110,33 @@ const maxSignal = 64
 // Start forks and execs the program a describes, and returns once it runs (or with the
 // error that kept it from running; the child is then reaped). The caller must Wait for the
 // process. Start holds syscall.ForkLock across the fork, as os/exec does.
-func Start(a *Attr) (*os.Process, error) {
+//
+// What it returns:
+//   - proc, nil, nil: the program runs, as a asked.
+//   - proc, warning, nil: the program runs without what a asked for as best effort only
+//     (Attr.Journal); warning, an *Error, says which step failed and why.
+//   - nil, nil, err: the program does not run; err is an *Error when the child failed.
+func Start(a *Attr) (proc *os.Process, warning error, err error) {
 	path, err := LookPath(a.Path, a.Env, a.Dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(a.Args) == 0 {
-		return nil, errors.New("spawn: no argv")
+		return nil, nil, errors.New("spawn: no argv")
 	}
 	p := &prepared{setpgid: a.Setpgid, cred: a.Credential, pdeathsig: uintptr(a.Pdeathsig), nofile: a.Nofile}
 	if p.path, err = syscall.BytePtrFromString(path); err != nil {
-		return nil, fmt.Errorf("spawn: %q: %w", path, err)
+		return nil, nil, fmt.Errorf("spawn: %q: %w", path, err)
 	}
 	if p.argv, err = cStrings(a.Args); err != nil {
-		return nil, fmt.Errorf("spawn: argv: %w", err)
+		return nil, nil, fmt.Errorf("spawn: argv: %w", err)
 	}
 	env := dedupEnv(a.Env)
 	if a.ListenPID {
 		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "LISTEN_PID=") })
 	}
 	if p.envv, err = cStrings(env); err != nil {
-		return nil, fmt.Errorf("spawn: environment: %w", err)
+		return nil, nil, fmt.Errorf("spawn: environment: %w", err)
 	}
 	if a.ListenPID {
 		p.pidBuf = make([]byte, len(listenPIDPrefix)+21) // 20 digits and a NUL
@@ -117,7 +146,7 @@ func Start(a *Attr) (*os.Process, error) {
 	}
 	if a.Dir != "" {
 		if p.dir, err = syscall.BytePtrFromString(a.Dir); err != nil {
-			return nil, fmt.Errorf("spawn: dir: %w", err)
+			return nil, nil, fmt.Errorf("spawn: dir: %w", err)
 		}
 	}
 	for _, sig := range a.Ignore {
@@ -132,6 +161,11 @@ func Start(a *Attr) (*os.Process, error) {
 	if a.Credential != nil && len(a.Credential.Groups) > 0 {
 		p.groups = uintptr(unsafe.Pointer(&a.Credential.Groups[0]))
 	}
+	if a.Journal != nil && (a.Journal.Stdout || a.Journal.Stderr) {
+		if err := p.prepareJournal(a.Journal); err != nil {
+			return nil, nil, err
+		}
+	}
 	p.fds = make([]int, len(a.Files))
 	p.nextfd = len(a.Files)
 	for i, f := range a.Files {
@@ -144,7 +178,7 @@ func Start(a *Attr) (*os.Process, error) {
 	err = syscall.Pipe2(pipe[:], syscall.O_CLOEXEC)
 	if err != nil {
 		syscall.ForkLock.Unlock()
-		return nil, os.NewSyscallError("pipe2", err)
+		return nil, nil, os.NewSyscallError("pipe2", err)
 	}
 	p.nextfd = max(p.nextfd, pipe[0]+1, pipe[1]+1)
 	if p.pdeathsig != 0 {
@@ -160,17 +194,27 @@ func Start(a *Attr) (*os.Process, error) {
 	runtime.KeepAlive(p)
 	if errno != 0 {
 		syscall.Close(pipe[0])
-		return nil, os.NewSyscallError("fork", errno)
+		return nil, nil, os.NewSyscallError("fork", errno)
 	}
 
 	// The pipe is close-on-exec: end-of-file means the exec happened; a failure record
-	// means it did not.
+	// means it did not, unless it is a journal step's, a warning the child wrote before it
+	// went on.
 	var f failure
 	report := (*[unsafe.Sizeof(f)]byte)(unsafe.Pointer(&f))[:]
-	n, rerr := readFull(pipe[0], report)
+	var n int
+	var rerr error
+	for {
+		n, rerr = readFull(pipe[0], report)
+		if rerr != nil || n != len(report) || !isJournalStep(f.step) {
+			break
+		}
+		warning = &Error{Path: path, Step: stepNames[f.step], Err: syscall.Errno(f.errno)}
+	}
 	syscall.Close(pipe[0])
 	if rerr == nil && n == 0 {
-		return os.FindProcess(int(pid))
+		proc, err = os.FindProcess(int(pid))
+		return proc, warning, err
 	}
 	var ws syscall.WaitStatus
 	for {
@@ -179,13 +223,35 @@ func Start(a *Attr) (*os.Process, error) {
 		}
 	}
 	if rerr != nil || n != len(report) {
-		return nil, fmt.Errorf("spawn: %s: the child's report was lost (%d bytes, %v)", path, n, rerr)
+		return nil, nil, fmt.Errorf("spawn: %s: the child's report was lost (%d bytes, %v)", path, n, rerr)
 	}
 	step := "step " + fmt.Sprint(f.step)
 	if f.step < uintptr(len(stepNames)) && stepNames[f.step] != "" {
 		step = stepNames[f.step]
 	}
-	return nil, &Error{Path: path, Step: step, Err: syscall.Errno(f.errno)}
+	return nil, nil, &Error{Path: path, Step: step, Err: syscall.Errno(f.errno)}
+}
+
+// prepareJournal builds what the child needs to connect its journal stream: the address
+// and the header, so that the child only makes system calls.
+func (p *prepared) prepareJournal(j *Journal) error {
+	hdr, err := journalHeader(j)
+	if err != nil {
+		return err
+	}
+	if len(journalSocket) >= len(p.journalAddr.Path) {
+		return fmt.Errorf("spawn: journal socket %q: path too long", journalSocket)
+	}
+	p.journalAddr.Family = syscall.AF_UNIX
+	for i := 0; i < len(journalSocket); i++ {
+		p.journalAddr.Path[i] = int8(journalSocket[i])
+	}
+	p.journalLen = unsafe.Offsetof(p.journalAddr.Path) + uintptr(len(journalSocket)) + 1
+	p.journalHeader = hdr
+	p.journalStdout, p.journalStderr = j.Stdout, j.Stderr
+	p.journalSndbuf = journalSndbuf
+	p.journal = true
+	return nil
 }
 
 // Error is a start that failed in the child, before or at exec.
@@ -253,6 +319,7 @@ func forkExec(p *prepared, pipe int) (pid uintptr, errno syscall.Errno) {
 		mypid  uintptr
 		digits int
 		v      uintptr
+		jfd    uintptr
 	)
 	nextfd = p.nextfd
 
@@ -360,6 +427,54 @@ func forkExec(p *prepared, pipe int) (pid uintptr, errno syscall.Errno) {
 		if err1 != 0 {
 			p.failure.step = stepFiles
 			goto fail
+		}
+	}
+
+	// The journal stream, after the credentials (journald records the uid that connects)
+	// and once fds 0.. are in place (the socket takes a number above them). Best effort:
+	// fd 1 and 2 change only once the stream is ready; a failed step is reported as a
+	// warning and the program runs with the Files it was given. The connect is
+	// non-blocking: a journald that does not accept (a full backlog) fails it with EAGAIN
+	// rather than holding the start. The header is sent with MSG_NOSIGNAL: a journald
+	// that closed the connection must not kill the child with SIGPIPE before it execs.
+	if p.journal {
+		p.warning.step = stepJournalSocket
+		jfd, _, err1 = syscall.RawSyscall(syscall.SYS_SOCKET, syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC|syscall.SOCK_NONBLOCK, 0)
+		if err1 == 0 {
+			p.warning.step = stepJournalConnect
+			_, _, err1 = syscall.RawSyscall(syscall.SYS_CONNECT, jfd, uintptr(unsafe.Pointer(&p.journalAddr)), p.journalLen)
+		}
+		if err1 == 0 {
+			syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, jfd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, uintptr(unsafe.Pointer(&p.journalSndbuf)), 4, 0)
+			p.warning.step = stepJournalHeader
+			v, _, err1 = syscall.RawSyscall6(syscall.SYS_SENDTO, jfd, uintptr(unsafe.Pointer(&p.journalHeader[0])), uintptr(len(p.journalHeader)), syscall.MSG_NOSIGNAL, 0, 0)
+			if err1 == 0 && v != uintptr(len(p.journalHeader)) {
+				err1 = syscall.EAGAIN // a short send on a new connection: the buffer is full
+			}
+		}
+		if err1 == 0 {
+			// Blocking again, as a stream from systemd is: a program whose stdout is
+			// non-blocking fails with EAGAIN where it expects to wait. journald never
+			// reads from the child: its end is shut for reading.
+			p.warning.step = stepJournalSetup
+			_, _, err1 = syscall.RawSyscall(syscall.SYS_FCNTL, jfd, syscall.F_SETFL, 0)
+			if err1 == 0 {
+				_, _, err1 = syscall.RawSyscall(syscall.SYS_SHUTDOWN, jfd, syscall.SHUT_RD, 0)
+			}
+			if err1 == 0 && p.journalStdout {
+				_, _, err1 = syscall.RawSyscall(syscall.SYS_DUP3, jfd, 1, 0)
+			}
+			if err1 == 0 && p.journalStderr {
+				_, _, err1 = syscall.RawSyscall(syscall.SYS_DUP3, jfd, 2, 0)
+			}
+		}
+		if p.warning.step != stepJournalSocket { // the socket is open
+			syscall.RawSyscall(syscall.SYS_CLOSE, jfd, 0, 0)
+		}
+		if err1 != 0 {
+			p.warning.errno = uintptr(err1)
+			syscall.RawSyscall(syscall.SYS_WRITE, uintptr(pipe), uintptr(unsafe.Pointer(&p.warning)), unsafe.Sizeof(p.warning))
+			err1 = 0
 		}
 	}
 

@@ -56,10 +56,13 @@ func run(t *testing.T, a *Attr) (string, *os.ProcessState) {
 	}
 	defer devNull.Close()
 	a.Files = append([]*os.File{devNull, w, w}, a.Files...)
-	p, err := Start(a)
+	p, warning, err := Start(a)
 	w.Close()
 	if err != nil {
 		t.Fatalf("Start: %v", err)
+	}
+	if warning != nil {
+		t.Errorf("Start: warning %v", warning)
 	}
 	out, _ := io.ReadAll(r)
 	st, err := p.Wait()
@@ -281,7 +284,7 @@ func TestFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.a.Files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
-			p, err := Start(&tt.a)
+			p, _, err := Start(&tt.a)
 			if err == nil {
 				p.Kill()
 				p.Wait()
@@ -297,7 +300,7 @@ func TestFailures(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Start(&Attr{Path: "no-such-program-anywhere", Args: []string{"x"}}); !errors.Is(err, exec.ErrNotFound) {
+	if _, _, err := Start(&Attr{Path: "no-such-program-anywhere", Args: []string{"x"}}); !errors.Is(err, exec.ErrNotFound) {
 		t.Errorf("bare name not in PATH: %v, want exec.ErrNotFound", err)
 	}
 }
@@ -383,7 +386,7 @@ func TestConcurrentStarts(t *testing.T) {
 				a.Env = append(a.Env, fmt.Sprintf("SPAWN_N=%d", g*each+i))
 				a.ListenPID = true
 				a.Files = []*os.File{os.Stdin, os.Stdout, os.Stderr}
-				p, err := Start(a)
+				p, _, err := Start(a)
 				if err != nil {
 					errs <- err
 					continue
