@@ -70,7 +70,7 @@ func unitFlag(t *testing.T, r role, inst string, port int, elsewhere bool) {
 		t.Logf("%s: baton status --unit %s:\n%s", when, name, out)
 		st := show(t, in.Name, "NRestarts", "NFileDescriptorStore")
 		for _, want := range []string{
-			fmt.Sprintf("master pid %d,", master),
+			fmt.Sprintf("in charge, pid %d\n", master),
 			fmt.Sprintf("systemd %s active (running), MainPID %d, restarts %s, FD store %s", in.Name, master, st["NRestarts"], st["NFileDescriptorStore"]),
 		} {
 			if !strings.Contains(out, want) {
