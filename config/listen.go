@@ -117,17 +117,12 @@ func checkUnixAddress(address string) error {
 }
 
 func checkInetAddress(network, address string) error {
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
-		msg := err.Error()
-		var ae *net.AddrError
-		if errors.As(err, &ae) {
-			msg = ae.Err
-		}
+	host, port, msg, ok := splitHostPort(address)
+	if !ok {
 		return fmt.Errorf("address must be host:port, such as 127.0.0.1:8080 or [::1]:8080 (%s in %q)", msg, address)
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("port must be a number from 0 to 65535 (got %q in %q)", port, address)
+	if err := checkPort(port, address); err != nil {
+		return err
 	}
 	if host == "" {
 		return nil
@@ -161,4 +156,27 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+// splitHostPort is net.SplitHostPort with its complaint in net's own words, for the
+// caller's message; ok is false when address is not host:port.
+func splitHostPort(address string) (host, port, msg string, ok bool) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		msg = err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			msg = ae.Err
+		}
+		return "", "", msg, false
+	}
+	return host, port, "", true
+}
+
+// checkPort refuses a port that is not a number from 0 to 65535.
+func checkPort(port, address string) error {
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port must be a number from 0 to 65535 (got %q in %q)", port, address)
+	}
+	return nil
 }

@@ -1,11 +1,8 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 )
 
@@ -30,17 +27,12 @@ func checkMetricsAddress(network, address string) error {
 	if network == "unix" {
 		return checkUnixAddress(address)
 	}
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
-		msg := err.Error()
-		var ae *net.AddrError
-		if errors.As(err, &ae) {
-			msg = ae.Err
-		}
+	host, port, msg, ok := splitHostPort(address)
+	if !ok {
 		return fmt.Errorf("must be ip:port such as 127.0.0.1:9101 or [::1]:9101, or unix:/path (%s in %q)", msg, address)
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("port must be a number from 0 to 65535 (got %q in %q)", port, address)
+	if err := checkPort(port, address); err != nil {
+		return err
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
