@@ -121,7 +121,7 @@ func (r *Relay) loop() {
 				pause = min(pause*2, Coalesce)
 			}
 			if pause >= minPause {
-				time.Sleep(pause) // a rate limit on reads, not a wait for anything
+				r.pause(pause)
 			}
 		}
 		if busy {
@@ -132,6 +132,18 @@ func (r *Relay) loop() {
 			unix.EpollCtl(r.epfd, unix.EPOLL_CTL_MOD, s.fd, &ev) // ready again at once if it holds data
 		}
 		read = read[:0]
+	}
+}
+
+// pause waits d before the next read: a rate limit on reads, not a wait for anything. It
+// ends at once when Close is called: an exiting master waits for its workers' last lines,
+// and a pause would only delay its exit (by up to Coalesce, at every upgrade).
+func (r *Relay) pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.stop:
 	}
 }
 

@@ -29,6 +29,7 @@ type Relay struct {
 	ep   *os.File      // epfd, for the runtime's poller to wait on
 	wake int           // eventfd: Close pokes the loop
 	done chan struct{} // closed when the loop has returned
+	stop chan struct{} // closed by Close: the loop pauses no more
 
 	mu      sync.Mutex
 	streams map[int32]*stream // by read end; the loop's, added to by Open
@@ -80,7 +81,7 @@ func New(stdout, stderr *os.File) (_ *Relay, err error) {
 		return nil, fmt.Errorf("relay: %w", os.NewSyscallError("fcntl", err))
 	}
 	r.ep = os.NewFile(uintptr(r.epfd), "relay-epoll")
-	r.done = make(chan struct{})
+	r.done, r.stop = make(chan struct{}), make(chan struct{})
 	go r.loop()
 	return r, nil
 }
@@ -200,6 +201,7 @@ func (r *Relay) Close(timeout time.Duration) error {
 	if r.done == nil { // nothing relayed
 		return nil
 	}
+	close(r.stop)
 	r.poke()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
