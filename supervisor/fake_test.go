@@ -23,25 +23,26 @@ import (
 // counter, and every effect recorded as a line ("signal 1001 TERM", "notify READY=1").
 // Events come from the test, through Master.handle, never from the fake itself.
 type fakeSystem struct {
-	m       *Master
-	clock   time.Time
-	armed   []*timer
-	nextPID int
-	effects []string
-	lingers map[int]bool // pid -> its process group has other members
-	pidfile map[string]int
-	loads   []int        // config loads in flight (reload seq)
-	hands   []*upgrade   // hand-overs in flight
-	waits   []*parent    // waits for systemd to make a new master main
-	asks    int          // questions to systemd whether it stops the unit, unanswered
-	failNew bool         // startNewMaster fails
-	logWarn string       // every worker starts with this logWarning (no journal stream of its own)
-	badCfg  bool         // loads return an error
-	mainPID int          // the last MAINPID= sent
-	hello   handoffMsg   // the last hello sent to a new master
-	sent    []handoffMsg // every message sent over a link, in order
-	bugs    []string     // broken rules seen at the moment of an effect
-	asked   []*replies   // what control clients were answered (random sequences)
+	m          *Master
+	clock      time.Time
+	armed      []*timer
+	nextPID    int
+	effects    []string
+	lingers    map[int]bool // pid -> its process group has other members
+	groupLooks int          // calls of groupsLinger: looks at the process table
+	pidfile    map[string]int
+	loads      []int        // config loads in flight (reload seq)
+	hands      []*upgrade   // hand-overs in flight
+	waits      []*parent    // waits for systemd to make a new master main
+	asks       int          // questions to systemd whether it stops the unit, unanswered
+	failNew    bool         // startNewMaster fails
+	logWarn    string       // every worker starts with this logWarning (no journal stream of its own)
+	badCfg     bool         // loads return an error
+	mainPID    int          // the last MAINPID= sent
+	hello      handoffMsg   // the last hello sent to a new master
+	sent       []handoffMsg // every message sent over a link, in order
+	bugs       []string     // broken rules seen at the moment of an effect
+	asked      []*replies   // what control clients were answered (random sequences)
 }
 
 func newFakeSystem() *fakeSystem {
@@ -99,8 +100,15 @@ func (s *fakeSystem) signalGroup(w *worker, sig syscall.Signal) {
 	s.did("signal %d %s", w.pid, signalName(sig))
 }
 
-func (s *fakeSystem) groupLingers(w *worker) bool { return s.lingers[w.pid] }
-func (s *fakeSystem) reap(w *worker)              { s.did("reap %d", w.pid) }
+func (s *fakeSystem) groupsLinger(ws []*worker) []bool {
+	s.groupLooks++
+	r := make([]bool, len(ws))
+	for i, w := range ws {
+		r[i] = s.lingers[w.pid]
+	}
+	return r
+}
+func (s *fakeSystem) reap(w *worker) { s.did("reap %d", w.pid) }
 
 func (s *fakeSystem) startNewMaster(hello handoffMsg, ls []*fdstore.Listener) (*upgrade, error) {
 	if s.failNew {

@@ -22,9 +22,13 @@ import (
 // reaches it, meets every kind of event (STATES.md is the same table in prose).
 
 // reach builds a master in role r under systemd, through real events from the start.
-func reach(t testing.TB, r role) (*Master, *fakeSystem) {
+func reach(t testing.TB, r role, edit ...func(*config.Config)) (*Master, *fakeSystem) {
 	joining := r == roleJoining || r == roleAwaitingCommit
-	m, s := testMaster(t, joining, true, nil)
+	m, s := testMaster(t, joining, true, func(c *config.Config) {
+		for _, e := range edit {
+			e(c)
+		}
+	})
 	m.start()
 	switch r {
 	case roleStarting, roleJoining:
@@ -881,4 +885,69 @@ func TestJournalStreamWarning(t *testing.T) {
 	if strings.Contains(buf.String(), msg) {
 		t.Errorf("warned about a worker with its own stream:\n%s", buf.String())
 	}
+}
+
+// TestRetiringPoolLooksAtGroupsOnce: the workers of a retiring pool exit in a burst; their
+// groups are looked at in one pass over the process table, when the last has exited, and
+// a group that lingers is still stopped and watched.
+func TestRetiringPoolLooksAtGroupsOnce(t *testing.T) {
+	m, s := reach(t, roleCommitting, func(c *config.Config) { c.Worker.Count = 3 })
+	p := m.retiring[0]
+	ws := p.live()
+	if len(ws) != 3 {
+		t.Fatalf("%d retiring workers, want 3", len(ws))
+	}
+	s.lingers[ws[1].pid] = true
+	looks, n := s.groupLooks, len(s.effects)
+	m.handle(workerExit{w: ws[0], status: exitStatus{known: true}})
+	m.handle(workerExit{w: ws[1], status: exitStatus{known: true}})
+	if s.groupLooks != looks || hasEffect(s, n, "reap") {
+		t.Fatalf("looked at groups %d times, effects %q: want no look and no reap while the pool's last worker runs", s.groupLooks-looks, s.effects[n:])
+	}
+	if st := m.status(); st.Step == nil || !strings.Contains(st.Step.Text, "1 of 3 old workers still draining") {
+		t.Errorf("status step %+v: an exited worker still counted as draining", st.Step)
+	}
+	checkInvariants(t, m, s)
+	m.handle(workerExit{w: ws[2], status: exitStatus{known: true}})
+	if s.groupLooks != looks+1 {
+		t.Fatalf("looked at groups %d times for the pool's burst, want once", s.groupLooks-looks)
+	}
+	for _, w := range []*worker{ws[0], ws[2]} {
+		if w.state != workerExited || !hasEffect(s, n, fmt.Sprintf("reap %d", w.pid)) {
+			t.Errorf("worker %d: state %s, effects %q: want exited and reaped", w.pid, w.state, s.effects[n:])
+		}
+	}
+	w := ws[1]
+	if w.state != workerLingering || w.unchecked || w.linger == nil || hasEffect(s, n, fmt.Sprintf("reap %d", w.pid)) {
+		t.Fatalf("lingering group: state %s, unchecked %v, linger timer %v: want lingering, watched, not reaped", w.state, w.unchecked, w.linger != nil)
+	}
+	if m.role != roleCommitting {
+		t.Fatalf("role %s: the commit went on while a retired group lingers", m.role)
+	}
+	checkInvariants(t, m, s)
+	delete(s.lingers, w.pid)
+	s.fire(w.linger)
+	if w.state != workerExited || m.role == roleCommitting {
+		t.Fatalf("group gone: worker %s, role %s", w.state, m.role)
+	}
+	checkInvariants(t, m, s)
+}
+
+// TestUncheckedWorkerAtStopTimeout: a worker that exited in time, whose group was not
+// looked at yet when its stop timeout runs out (a sibling ignores its stop signal), is
+// not reported or killed as one that did not stop.
+func TestUncheckedWorkerAtStopTimeout(t *testing.T) {
+	m, s := reach(t, roleCommitting)
+	ws := m.retiring[0].live()
+	m.handle(workerExit{w: ws[0], status: exitStatus{known: true}})
+	n := len(s.effects)
+	s.fire(ws[0].timer)
+	if ws[0].state != workerExited || ws[0].killed || hasEffect(s, n, fmt.Sprintf("signal %d KILL", ws[0].pid)) {
+		t.Fatalf("state %s, killed %v, effects %q: want exited, no SIGKILL", ws[0].state, ws[0].killed, s.effects[n:])
+	}
+	s.fire(ws[1].timer)
+	if !hasEffect(s, n, fmt.Sprintf("signal %d KILL", ws[1].pid)) {
+		t.Fatalf("the worker that ignored its stop signal was not killed: %q", s.effects[n:])
+	}
+	checkInvariants(t, m, s)
 }

@@ -163,7 +163,7 @@ func (m *Master) publishMetrics() {
 	}
 	s := &metrics.Snapshot{Generation: m.gen, PID: m.pid, Version: m.opts.Version, Counts: mm.counts.Clone()}
 	for _, p := range m.allPools() {
-		for _, w := range p.all() {
+		for _, w := range p.shown() {
 			s.Workers = append(s.Workers, metrics.Worker{PID: w.pid, State: w.state.String()})
 		}
 	}

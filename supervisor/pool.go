@@ -52,6 +52,19 @@ func (p *pool) all() []*worker {
 	return append(p.live(), p.lingering...)
 }
 
+// shown returns what status and metrics show of the pool: every process group but those
+// whose leader exited and which were not looked at yet (worker.unchecked): nearly always
+// empty, they are taken for gone until a look says otherwise.
+func (p *pool) shown() []*worker {
+	ws := p.live()
+	for _, w := range p.lingering {
+		if !w.unchecked {
+			ws = append(ws, w)
+		}
+	}
+	return ws
+}
+
 // readyCount counts the slots whose worker is ready now.
 func (p *pool) readyCount() int {
 	n := 0

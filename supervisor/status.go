@@ -158,7 +158,7 @@ func slicesCloneWorkers(ws []WorkerStatus, now time.Time) []WorkerStatus {
 func (m *Master) workerStatus(now time.Time) []WorkerStatus {
 	var ws []WorkerStatus
 	add := func(p *pool, role string) {
-		for _, w := range p.all() {
+		for _, w := range p.shown() {
 			ws = append(ws, WorkerStatus{
 				Slot: w.slot, PID: w.pid, Pool: p.id, State: w.state.String(), Role: role,
 				Uptime: age(now, w.started), Failures: p.failures[w.slot-1], Status: cleanText(w.status),
@@ -278,7 +278,7 @@ func (m *Master) step(now time.Time) *Step {
 func (m *Master) draining() (int, *timer) {
 	n, last := 0, (*timer)(nil)
 	for _, p := range m.retiring {
-		for _, w := range p.all() {
+		for _, w := range p.shown() {
 			n++
 			if t := w.timer; t != nil && t.kind == tWorkerKill && (last == nil || t.at.Add(t.d).After(last.at.Add(last.d))) {
 				last = t

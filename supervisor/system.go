@@ -29,8 +29,9 @@ type system interface {
 	// signalGroup sends sig to the process group of w, which the worker leads. Only called
 	// before w is reaped, so the group's id cannot name anyone else.
 	signalGroup(w *worker, sig syscall.Signal)
-	// groupLingers reports whether processes of w's group other than w itself remain.
-	groupLingers(w *worker) bool
+	// groupsLinger reports, for each of ws, whether processes of its group other than the
+	// worker itself remain: one look at the process table for all of them.
+	groupsLinger(ws []*worker) []bool
 	// reap releases the exited w: its pid, and its group's id, are free from then on.
 	reap(w *worker)
 

@@ -169,36 +169,65 @@ func (s *osSystem) signalGroup(w *worker, sig syscall.Signal) {
 	unix.Kill(-w.pid, sig)
 }
 
-// groupLingers looks for processes of w's group other than w itself in /proc.
-func (s *osSystem) groupLingers(w *worker) bool {
-	return groupHasOthers(w.pid)
+// groupsLinger looks for processes of the workers' groups other than the workers
+// themselves, in one pass over /proc: a retiring pool's workers exit in a burst, and a
+// pass costs the kernel a lookup of every process on the machine.
+func (s *osSystem) groupsLinger(ws []*worker) []bool {
+	pgids := make(map[int]bool, len(ws))
+	for _, w := range ws {
+		pgids[w.pid] = false
+	}
+	groupsHaveOthers(pgids)
+	r := make([]bool, len(ws))
+	for i, w := range ws {
+		r[i] = pgids[w.pid]
+	}
+	return r
 }
 
+// groupHasOthers reports whether the group pgid has a live member other than its leader.
 func groupHasOthers(pgid int) bool {
+	g := map[int]bool{pgid: false}
+	groupsHaveOthers(g)
+	return g[pgid]
+}
+
+// groupsHaveOthers sets pgids[g] for each group g (led by the process g) that has a live
+// member other than its leader.
+func groupsHaveOthers(pgids map[int]bool) {
 	d, err := os.Open("/proc")
 	if err != nil {
-		return false
+		return
 	}
 	defer d.Close()
-	for {
+	left := len(pgids)
+	for left > 0 {
 		names, err := d.Readdirnames(512)
 		for _, n := range names {
 			pid, err := strconv.Atoi(n)
-			if err != nil || pid == pgid {
+			if err != nil {
+				continue
+			}
+			if _, leader := pgids[pid]; leader {
 				continue
 			}
 			// getpgid is one system call where reading /proc/PID/stat costs the kernel a
-			// formatted page: this runs on the loop at every worker exit, so the stat file
-			// is read only for members, to tell a live one from a zombie.
-			if g, err := unix.Getpgid(pid); err != nil || g != pgid {
+			// formatted page: this runs on the loop, so the stat file is read only for
+			// members, to tell a live one from a zombie.
+			g, err := unix.Getpgid(pid)
+			if err != nil {
 				continue
 			}
-			if g, alive := procPgrp(pid); alive && g == pgid {
-				return true
+			if found, ok := pgids[g]; !ok || found {
+				continue
+			}
+			if g2, alive := procPgrp(pid); alive && g2 == g {
+				pgids[g] = true
+				left--
 			}
 		}
 		if err != nil {
-			return false
+			return
 		}
 	}
 }

@@ -46,7 +46,11 @@ type worker struct {
 	timer   *timer     // start timeout, then the kill after its stop signal
 	linger  *timer     // lingering: when to look at the group again
 	retired bool       // stopped by the master (retire, stop): its exit is no failure
-	killed  bool       // SIGKILL sent to its group
+	// unchecked: lingering only because its group was not looked at yet. A retiring pool's
+	// workers exit in a burst; their groups are looked at together, in one pass over /proc,
+	// when the last of them has exited (resolveExits).
+	unchecked bool
+	killed    bool // SIGKILL sent to its group
 
 	failReason string // why the master stopped it, if it did so as a failure
 	logWarning string // set by startWorkers: why it writes to the master's journal stream rather than its own

@@ -134,6 +134,13 @@ func (m *Master) onKillTimeout(w *worker, t *timer) {
 		return
 	}
 	w.timer = nil
+	if w.unchecked { // its group was not looked at yet: it may have stopped in time
+		if !m.sys.groupsLinger([]*worker{w})[0] {
+			m.exited(w, false, false)
+			m.poolChanged(w.pool)
+			return
+		}
+	}
 	w.killed = true
 	m.log.Warn("worker did not stop in time; killing it", "worker", w.slot, "worker_pid", w.pid, "timeout", t.d, "lingering", w.state == workerLingering)
 	m.sys.signalGroup(w, syscall.SIGKILL)
@@ -146,6 +153,11 @@ func (m *Master) onKillTimeout(w *worker, t *timer) {
 // onWorkerExit runs when a worker's process has exited (not reaped yet). If its process
 // group has members left (a shell's child, a server's own workers), they get the worker's
 // stop signal and its stop timeout, then SIGKILL: nothing a worker started outlives it.
+//
+// A retiring pool's workers exit in a burst (commit, reload), and a look at their groups
+// costs a pass over /proc: such a worker, stopped by the master, waits as lingering and
+// unchecked (its stop signal sent, its SIGKILL armed) until the pool's last worker has
+// exited, and then all of them are looked at in one pass.
 func (m *Master) onWorkerExit(w *worker, st exitStatus) {
 	if w.state == workerExited || w.state == workerLingering {
 		return
@@ -154,32 +166,61 @@ func (m *Master) onWorkerExit(w *worker, st exitStatus) {
 	was := w.state
 	w.exit = st
 	m.metrics.counts.WorkerExits++
-	reason := w.exitReason()
 	if p.workers[w.slot-1] == w {
 		p.workers[w.slot-1] = nil
 	}
-	if m.sys.groupLingers(w) {
+	if p.retiring && was == workerStopping && len(p.live()) > 0 {
+		w.state, w.unchecked = workerLingering, true
+		p.lingering = append(p.lingering, w)
+		return
+	}
+	ws := []*worker{w}
+	for _, x := range p.lingering {
+		if x.unchecked {
+			ws = append(ws, x)
+		}
+	}
+	lingers := m.sys.groupsLinger(ws)
+	for i, x := range ws {
+		m.exited(x, lingers[i], x == w && was != workerStopping)
+	}
+	if !p.retiring && !w.retired {
+		m.failed(p, w.slot, fmt.Sprintf("(pid %d) %s", w.pid, w.exitReason()), w.readyAt)
+	}
+	m.poolChanged(p)
+}
+
+// exited settles an exited worker once its group was looked at: reaped if the group is
+// empty, else lingering (after the stop signal, unless it had it) until the group is.
+func (m *Master) exited(w *worker, lingers, signal bool) {
+	p := w.pool
+	reason := w.exitReason()
+	if w.unchecked {
+		w.unchecked = false
+		for i, x := range p.lingering {
+			if x == w {
+				p.lingering = append(p.lingering[:i:i], p.lingering[i+1:]...)
+				break
+			}
+		}
+	}
+	if lingers {
 		w.state = workerLingering
 		p.lingering = append(p.lingering, w)
-		if was != workerStopping {
+		if signal {
 			m.stopWorker(w, p.cfg.StopSignal, p.cfg.StopTimeout)
 		}
 		w.linger = m.arm(&timer{kind: tWorkerLinger, d: lingerPoll, w: w})
 		m.log.Info("worker exited; its process group lingers", "worker", w.slot, "worker_pid", w.pid, "how", reason)
-	} else {
-		disarm(w.timer)
-		w.timer = nil
-		m.sys.reap(w)
-		w.state = workerExited
+		return
 	}
+	disarm(w.timer)
+	w.timer = nil
+	m.sys.reap(w)
+	w.state = workerExited
 	if p.retiring || w.retired {
-		if w.state == workerExited {
-			m.log.Info("worker exited", "worker", w.slot, "worker_pid", w.pid, "how", reason)
-		}
-	} else {
-		m.failed(p, w.slot, fmt.Sprintf("(pid %d) %s", w.pid, reason), w.readyAt)
+		m.log.Info("worker exited", "worker", w.slot, "worker_pid", w.pid, "how", reason)
 	}
-	m.poolChanged(p)
 }
 
 // lingerPoll is the first interval at which a lingering process group is looked at again;
@@ -190,7 +231,7 @@ func (m *Master) onLingerCheck(w *worker, t *timer) {
 	if w.linger != t || w.state != workerLingering {
 		return
 	}
-	if m.sys.groupLingers(w) {
+	if m.sys.groupsLinger([]*worker{w})[0] {
 		w.linger = m.arm(&timer{kind: tWorkerLinger, d: min(2*t.d, time.Second), w: w})
 		return
 	}
@@ -204,7 +245,7 @@ func (m *Master) gone(w *worker) {
 	disarm(w.linger)
 	w.timer, w.linger = nil, nil
 	m.sys.reap(w)
-	w.state = workerExited
+	w.state, w.unchecked = workerExited, false
 	for i, x := range p.lingering {
 		if x == w {
 			p.lingering = append(p.lingering[:i:i], p.lingering[i+1:]...)
