@@ -10,7 +10,8 @@
 #
 # Environment: GOARCH (default: the host's), NFPM_VERSION (default: the pinned one below),
 # SOURCE_DATE_EPOCH (default: the last commit's time, so the same tree gives the same
-# packages).
+# packages), BATON_MAINTAINER and BATON_HOMEPAGE (default: packaging/meta), GO_MD2MAN
+# (default: go-md2man in PATH, Debian's package go-md2man).
 set -euo pipefail
 
 # nfpm, run with `go run …@version`, never added to go.mod. v2.45.2 is the newest v2 release
@@ -54,6 +55,25 @@ pkg_version() {
 	echo "$out"
 }
 
+# Maintainer and homepage: one place, packaging/meta. Every unit's https Documentation=
+# and the copyright file's Source: must point there.
+# shellcheck source=packaging/meta
+. packaging/meta
+export BATON_MAINTAINER BATON_HOMEPAGE
+for f in units/*.service units/*.socket units/*/*.service units/*/*.socket packaging/debian/copyright; do
+	[ -f "$f" ] || continue
+	bad=$(grep -E '^(Documentation=https?:|Source: )' "$f" | grep -vF "$BATON_HOMEPAGE" || true)
+	if [ -n "$bad" ]; then
+		echo "build.sh: $f: '$bad' is not under BATON_HOMEPAGE $BATON_HOMEPAGE (packaging/meta)" >&2
+		exit 1
+	fi
+done
+md2man=${GO_MD2MAN:-go-md2man}
+if ! command -v "$md2man" >/dev/null; then
+	echo "build.sh: $md2man not found: the man pages need it (apt-get install go-md2man)" >&2
+	exit 1
+fi
+
 BATON_PKG_VERSION=$(pkg_version "$version")
 BATON_ARCH=${GOARCH:-$(go env GOARCH)}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
@@ -69,6 +89,17 @@ export CGO_ENABLED=0 GOOS=linux GOARCH=$BATON_ARCH
 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$BATON_STAGE/bin/baton" ./cmd/baton
 go build -trimpath -ldflags "-s -w" -o "$BATON_STAGE/bin/hello" ./examples/hello
 unset CGO_ENABLED GOOS GOARCH
+
+# Every module linked into a binary needs its paragraph in the copyright file (its
+# license is in the module cache: `go env GOMODCACHE`/MODULE@VERSION/LICENSE*).
+for b in baton hello; do
+	for mod in $(go version -m "$BATON_STAGE/bin/$b" | awk '$1 == "dep" { print $2 }'); do
+		if ! grep -qxF "Files: $mod/*" packaging/debian/copyright; then
+			echo "build.sh: $b links $mod, which has no 'Files: $mod/*' paragraph in packaging/debian/copyright" >&2
+			exit 1
+		fi
+	done
+done
 
 # Unit files: units/*.service and *.socket go to /usr/lib/systemd/system; every subfolder
 # of units/ holding unit files (a variant such as v254/, for systemd >= 254) goes, whole,
@@ -94,12 +125,35 @@ for d in "$unitsdir"/*/; do
 done
 shopt -u nullglob
 
-# Docs.
-cp README.md CHANGELOG.md "$BATON_STAGE/doc/"
+# Docs. The upstream changelog goes as changelog.gz (Debian's name for it); gzip -9n:
+# no name, no timestamp, so the same tree gives the same bytes.
+cp README.md "$BATON_STAGE/doc/"
+gzip -9n <CHANGELOG.md >"$BATON_STAGE/doc/changelog.gz"
 if [ -f "$unitsdir/README.md" ]; then cp "$unitsdir/README.md" "$BATON_STAGE/doc/units/"; fi
 
+# Man pages: docs/NAME.SECTION.md, rendered by go-md2man, as man/manSECTION/NAME.SECTION.gz.
+mkdir -p "$BATON_STAGE/man"
+for md in docs/*.[1-8].md; do
+	[ -f "$md" ] || continue
+	page=${md##*/}
+	page=${page%.md}
+	sect=${page##*.}
+	mkdir -p "$BATON_STAGE/man/man$sect"
+	"$md2man" -in "$md" -out "$BATON_STAGE/man/man$sect/$page"
+	gzip -9n "$BATON_STAGE/man/man$sect/$page"
+done
+
+# deb only: the copyright file, and the Debian changelog generated from CHANGELOG.md.
+mkdir -p "$BATON_STAGE/deb"
+cp packaging/debian/copyright "$BATON_STAGE/deb/copyright"
+packaging/changelog.sh deb "$BATON_PKG_VERSION-1" "$SOURCE_DATE_EPOCH" "$BATON_MAINTAINER" <CHANGELOG.md |
+	gzip -9n >"$BATON_STAGE/deb/changelog.Debian.gz"
+# rpm only: %changelog, from the same source (nfpm reads chglog's YAML).
+packaging/changelog.sh rpm "$BATON_PKG_VERSION-1" "$SOURCE_DATE_EPOCH" "$BATON_MAINTAINER" <CHANGELOG.md \
+	>"$BATON_STAGE/changelog.yml"
+
 # Modes in the package are the staged ones (nfpm's tree type takes them from the files).
-chmod -R u=rwX,go=rX "$BATON_STAGE/systemd" "$BATON_STAGE/doc"
+chmod -R u=rwX,go=rX "$BATON_STAGE/systemd" "$BATON_STAGE/doc" "$BATON_STAGE/man" "$BATON_STAGE/deb"
 
 # The example configuration: config/default.toml with the reference worker named by its
 # packaged path (under systemd, PATH does not include /usr/lib/baton).
@@ -109,7 +163,23 @@ if ! grep -q '^command = \["/usr/lib/baton/hello"\]' "$BATON_STAGE/example.toml"
 	exit 1
 fi
 
-for fmt in deb rpm; do
-	go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" package \
-		--config packaging/nfpm.yaml --packager "$fmt" --target "$outdir/"
+# The nfpm config: packaging/nfpm.yaml, plus one entry per documentation file, twice: a
+# plain file in the .deb, `%doc` in the .rpm (nfpm's doc type is rpm-only and has no tree
+# form). Directories are listed so that the rpm owns them, as before.
+config=$BATON_STAGE/nfpm.yaml
+cp packaging/nfpm.yaml "$config"
+(cd "$BATON_STAGE" && find doc -type d | sort) | while read -r d; do
+	printf '  - dst: %s\n    type: dir\n    file_info: { mode: 0755 }\n' "/usr/share/doc/baton${d#doc}" >>"$config"
 done
+(cd "$BATON_STAGE" && find doc man -type f | sort) | while read -r f; do
+	case $f in doc/*) dst=/usr/share/doc/baton/${f#doc/} ;; *) dst=/usr/share/$f ;; esac
+	printf '  - src: %s\n    dst: %s\n    packager: deb\n    file_info: { mode: 0644 }\n' "$BATON_STAGE/$f" "$dst" >>"$config"
+	printf '  - src: %s\n    dst: %s\n    type: doc\n    packager: rpm\n    file_info: { mode: 0644 }\n' "$BATON_STAGE/$f" "$dst" >>"$config"
+done
+cp "$config" "$BATON_STAGE/nfpm-rpm.yaml"
+printf 'changelog: %s\n' "$BATON_STAGE/changelog.yml" >>"$BATON_STAGE/nfpm-rpm.yaml"
+
+go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" package \
+	--config "$config" --packager deb --target "$outdir/"
+go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" package \
+	--config "$BATON_STAGE/nfpm-rpm.yaml" --packager rpm --target "$outdir/"

@@ -73,8 +73,12 @@ section "what goes where"
 # want: every file the packages must hold, from the tree as it is now.
 shopt -s nullglob
 want=(/usr/bin/baton /usr/lib/baton/hello /etc/baton/example.toml
-	/usr/share/doc/baton/README.md /usr/share/doc/baton/CHANGELOG.md)
+	/usr/share/doc/baton/README.md /usr/share/doc/baton/changelog.gz)
 [ -f units/README.md ] && want+=(/usr/share/doc/baton/units/README.md)
+for md in docs/*.[1-8].md; do
+	page=${md##*/} && page=${page%.md}
+	want+=("/usr/share/man/man${page##*.}/$page.gz")
+done
 for f in units/*.service units/*.socket; do want+=("/usr/lib/systemd/system/${f#units/}"); done
 for d in units/*/; do
 	d=${d%/}
@@ -84,7 +88,10 @@ for d in units/*/; do
 	while IFS= read -r f; do want+=("/usr/share/doc/baton/${f}"); done < <(find "$d" -type f | sort)
 done
 shopt -u nullglob
-want_files=$(printf '%s\n' "${want[@]}" | sort)
+# Each format's own: the deb's copyright, Debian changelog and lintian overrides; the
+# rpm's %license files.
+want_files=$(printf '%s\n' "${want[@]}" /usr/share/doc/baton/copyright /usr/share/doc/baton/changelog.Debian.gz \
+	/usr/share/lintian/overrides/baton | sort)
 
 deb_list=$(dpkg-deb -c "$deb")
 deb_files=$(awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }' <<<"$deb_list" | sort)
@@ -121,9 +128,20 @@ done
 rpm_files=$(rpm -qpl "$rpm" | sort)
 # shellcheck disable=SC2046 # one directory a word
 rpm_want=$(printf '%s\n' "${want[@]}" /etc/baton /usr/lib/baton /usr/share/doc/baton \
+	/usr/share/licenses/baton/LICENSE /usr/share/licenses/baton/copyright \
 	$(cd "$tmp/root" && find usr/share/doc/baton -mindepth 1 -type d | sed 's|^|/|') | sort)
 same "rpm: exactly the expected files and own directories" "$rpm_want" "$rpm_files"
 same "rpm: config files" "/etc/baton/example.toml" "$(rpm -qpc "$rpm")"
+same "rpm: %doc files" "$(printf '%s\n' "${want[@]}" | grep -E '^/usr/share/(doc|man)/' | sort)" "$(rpm -qpd "$rpm" | sort)"
+same "rpm: %license files" "$(printf '%s\n' /usr/share/licenses/baton/LICENSE /usr/share/licenses/baton/copyright)" \
+	"$(rpm -qpL "$rpm" | sort)"
+same "rpm: License" "Apache-2.0 AND BSD-2-Clause AND BSD-3-Clause AND MIT" "$(rpm -qp --qf '%{LICENSE}' "$rpm")"
+same "rpm: Requires /bin/sh (the scriptlets)" "/bin/sh" "$(rpm -qpR "$rpm" | grep -v '^rpmlib(')"
+check "rpm: %changelog from CHANGELOG.md" eval 'rpm -qp --changelog "$rpm" | grep -q "^- Added: "'
+check "deb: copyright is packaging/debian/copyright" cmp -s packaging/debian/copyright "$tmp/root/usr/share/doc/baton/copyright"
+check "deb: changelog.Debian.gz names this version" eval \
+	'zcat "$tmp/root/usr/share/doc/baton/changelog.Debian.gz" | head -1 | grep -qxF "baton (0.0.0~test.2-1) unstable; urgency=medium"'
+check "deb: changelog.gz is CHANGELOG.md" eval 'zcat "$tmp/root/usr/share/doc/baton/changelog.gz" | cmp -s - CHANGELOG.md'
 same "rpm: example.toml is %config(noreplace)" "/etc/baton/example.toml cn" \
 	"$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" | grep '^/etc/baton/example.toml')"
 same "rpm: version" "0.0.0~test.2-1" "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpm")"

@@ -18,7 +18,13 @@
 # Quiet and harmless when systemd is not running (container, chroot).
 #
 # Arguments: deb `configure <old-version>` (old-version empty on a first install),
-# `abort-upgrade|abort-remove|abort-deconfigure …`; rpm 1 (install) or 2+ (upgrade).
+# `abort-upgrade|abort-remove|abort-deconfigure …`; rpm: 1 (install) or 2+ (upgrade).
+#
+# set -e, as Debian policy wants: every command that may fail for a reason outside the
+# package (systemctl, an instance's upgrade) is tested, so only a broken script fails.
+# Queries go to systemctl directly; the hot upgrade's signal too (`systemctl kill
+# --kill-whom=main`, which deb-systemd-invoke cannot pass on).
+set -e
 
 log() { echo "baton: $*"; }
 
@@ -56,13 +62,14 @@ stale_units() {
 		awk '{ print $1 }')
 	[ -n "$active" ] || return 0
 	# shellcheck disable=SC2086 # unit names have no spaces (systemd escapes them)
-	systemctl show -p Id -p MainPID $active 2>/dev/null |
+	info=$(systemctl show -p Id -p MainPID $active 2>/dev/null) || true
+	printf '%s\n' "$info" |
 		awk -F= '/^Id=/ { id = $2 } /^MainPID=/ { pid = $2 }
 			/^$/ { if (pid > 0) print id, pid; id = ""; pid = 0 }
 			END { if (pid > 0) print id, pid }' |
 		while read -r unit pid; do
 			exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-			[ "$exe" = "/usr/bin/baton (deleted)" ] && echo "$unit $pid"
+			if [ "$exe" = "/usr/bin/baton (deleted)" ]; then echo "$unit $pid"; fi
 		done
 }
 
@@ -110,8 +117,8 @@ while read -r unit pid; do
 		continue
 	fi
 	log "$unit: hot upgrade of master pid $pid through $sock"
-	out=$(/usr/bin/baton upgrade --wait ${timeout:+--timeout "$timeout"} --socket "$sock" 2>&1 </dev/null)
-	rc=$?
+	rc=0
+	out=$(/usr/bin/baton upgrade --wait ${timeout:+--timeout "$timeout"} --socket "$sock" 2>&1 </dev/null) || rc=$?
 	say "$unit" "$out"
 	case $rc in
 	0) upgraded=$((upgraded + 1)) ;;

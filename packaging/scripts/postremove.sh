@@ -9,7 +9,12 @@
 # instances). Quiet when systemd is not running (container, chroot).
 #
 # Arguments: deb `remove|purge|abort-install` (upgrade, failed-upgrade, abort-upgrade,
-# disappear: nothing to do); rpm 0 (erase; 1+ is an upgrade: nothing to do).
+# disappear: nothing to do); rpm: 0 (erase; 1+ is an upgrade: nothing to do).
+#
+# On purge, debhelper's snippet would call `deb-systemd-helper purge`: it forgets only
+# what deb-systemd-helper enabled, and this package enables nothing (the admin enables
+# instances of templates), so the links are removed here.
+set -e
 
 case "${1:-}" in
 remove | abort-install | 0) ;;

@@ -10,10 +10,23 @@
 # the admin's own that run /usr/bin/baton are not touched. Quiet when systemd is not
 # running (container, chroot).
 #
-# Arguments: deb `remove` (upgrade, deconfigure, failed-upgrade: nothing to do); rpm 0
+# Arguments: deb `remove` (upgrade, deconfigure, failed-upgrade: nothing to do); rpm: 0
 # (erase; 1+ is an upgrade: nothing to do).
 
+set -e
+
 log() { echo "baton: $*"; }
+
+# stop_units UNIT…: on deb through deb-systemd-invoke when there is one, which asks
+# policy-rc.d first, as debhelper's snippets do; without it, and on rpm, systemctl
+# (Fedora's %systemd_preun).
+stop_units() {
+	if [ "$format" = deb ] && command -v deb-systemd-invoke >/dev/null 2>&1; then
+		deb-systemd-invoke stop "$@"
+	else
+		systemctl stop "$@"
+	fi
+}
 
 case "${1:-}" in
 remove) format=deb ;;
@@ -48,7 +61,7 @@ for patterns in "$patterns_socket" "$patterns_service"; do
 	# shellcheck disable=SC2086
 	log "stopping" $units
 	# shellcheck disable=SC2086
-	systemctl stop $units || log "warning: systemctl stop failed"
+	stop_units $units || log "warning: stopping failed"
 done
 
 if [ "$format" = rpm ] && [ -n "$files" ]; then
