@@ -10,7 +10,7 @@ DEMO_ADDR ?= 127.0.0.1:8080
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test faults lint fuzz demo bench package integration clean
+.PHONY: all build test faults lint fuzz demo bench package package-check integration clean
 
 all: build
 
@@ -77,9 +77,23 @@ bench: build
 integration:
 	bash labtest/run.sh all
 
-# .deb and .rpm in dist/ (nfpm, pinned in packaging/build.sh).
+# .deb and .rpm for each of PACKAGE_ARCHES in dist/ (nfpm, pinned in packaging/build.sh;
+# GOARCH cross-builds), and dist/SHA256SUMS of exactly those. The packages of an earlier
+# run are removed first. Needs go-md2man (apt-get install go-md2man) for the man pages.
+PACKAGE_ARCHES ?= amd64 arm64
+
 package:
-	packaging/build.sh $(VERSION) dist
+	@mkdir -p dist
+	rm -f dist/*.deb dist/*.rpm dist/SHA256SUMS
+	@set -e; for arch in $(PACKAGE_ARCHES); do GOARCH=$$arch packaging/build.sh $(VERSION) dist; done
+	cd dist && sha256sum *.deb *.rpm >SHA256SUMS
+	@cat dist/SHA256SUMS
+
+# What a distribution would check, on what `make package` built: lintian, rpmlint and
+# man --warnings, each clean or overridden with a reason (packaging/check.sh).
+package-check:
+	packaging/check.sh dist
+	cd dist && sha256sum -c --quiet SHA256SUMS
 
 clean:
 	rm -rf $(BIN) dist

@@ -68,9 +68,8 @@ for f in units/*.service units/*.socket units/*/*.service units/*/*.socket packa
 		exit 1
 	fi
 done
-md2man=${GO_MD2MAN:-go-md2man}
-if ! command -v "$md2man" >/dev/null; then
-	echo "build.sh: $md2man not found: the man pages need it (apt-get install go-md2man)" >&2
+if ! command -v "${GO_MD2MAN:-go-md2man}" >/dev/null; then
+	echo "build.sh: ${GO_MD2MAN:-go-md2man} not found: the man pages need it (apt-get install go-md2man)" >&2
 	exit 1
 fi
 
@@ -131,16 +130,13 @@ cp README.md "$BATON_STAGE/doc/"
 gzip -9n <CHANGELOG.md >"$BATON_STAGE/doc/changelog.gz"
 if [ -f "$unitsdir/README.md" ]; then cp "$unitsdir/README.md" "$BATON_STAGE/doc/units/"; fi
 
-# Man pages: docs/NAME.SECTION.md, rendered by go-md2man, as man/manSECTION/NAME.SECTION.gz.
-mkdir -p "$BATON_STAGE/man"
-for md in docs/*.[1-8].md; do
-	[ -f "$md" ] || continue
-	page=${md##*/}
-	page=${page%.md}
+# Man pages: docs/NAME.SECTION.md, with the README's tables and config/default.toml's keys
+# pulled in (packaging/manpages.sh), rendered by go-md2man, as man/manSECTION/NAME.SECTION.gz.
+packaging/manpages.sh "$BATON_STAGE/manpages"
+for page in "$BATON_STAGE"/manpages/*; do
 	sect=${page##*.}
 	mkdir -p "$BATON_STAGE/man/man$sect"
-	"$md2man" -in "$md" -out "$BATON_STAGE/man/man$sect/$page"
-	gzip -9n "$BATON_STAGE/man/man$sect/$page"
+	gzip -9n <"$page" >"$BATON_STAGE/man/man$sect/${page##*/}.gz"
 done
 
 # deb only: the copyright file, and the Debian changelog generated from CHANGELOG.md.

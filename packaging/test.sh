@@ -57,6 +57,11 @@ if ! command -v rpm >/dev/null; then
 	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm) >"$tmp/apt.log" 2>&1 ||
 		{ cat "$tmp/apt.log"; echo "FAIL cannot install rpm"; exit 1; }
 fi
+if ! command -v go-md2man >/dev/null; then
+	echo "installing go-md2man (for the man pages) with apt-get"
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq go-md2man) >"$tmp/apt.log" 2>&1 ||
+		{ cat "$tmp/apt.log"; echo "FAIL cannot install go-md2man"; exit 1; }
+fi
 command -v dpkg-deb >/dev/null || { echo "FAIL dpkg-deb is missing"; exit 1; }
 
 # ---------------------------------------------------------------- build
@@ -137,10 +142,21 @@ same "rpm: %license files" "$(printf '%s\n' /usr/share/licenses/baton/LICENSE /u
 	"$(rpm -qpL "$rpm" | sort)"
 same "rpm: License" "Apache-2.0 AND BSD-2-Clause AND BSD-3-Clause AND MIT" "$(rpm -qp --qf '%{LICENSE}' "$rpm")"
 same "rpm: Requires /bin/sh (the scriptlets)" "/bin/sh" "$(rpm -qpR "$rpm" | grep -v '^rpmlib(')"
-check "rpm: %changelog from CHANGELOG.md" eval 'rpm -qp --changelog "$rpm" | grep -q "^- Added: "'
+check "rpm: %changelog from CHANGELOG.md" eval '[ "$(rpm -qp --changelog "$rpm" | grep -c "^- Added: ")" -gt 0 ]'
 check "deb: copyright is packaging/debian/copyright" cmp -s packaging/debian/copyright "$tmp/root/usr/share/doc/baton/copyright"
 check "deb: changelog.Debian.gz names this version" eval \
-	'zcat "$tmp/root/usr/share/doc/baton/changelog.Debian.gz" | head -1 | grep -qxF "baton (0.0.0~test.2-1) unstable; urgency=medium"'
+	'[ "$(zcat "$tmp/root/usr/share/doc/baton/changelog.Debian.gz" | sed -n 1p)" = "baton (0.0.0~test.2-1) unstable; urgency=medium" ]'
+# baton.toml(5) lists every key of the reference config, and baton(8) every signal and
+# exit status of the README's tables (packaging/manpages.sh pulls them in).
+man5=$(zcat "$tmp/root/usr/share/man/man5/baton.toml.5.gz")
+for key in $(sed -nE 's/^#? ?([a-z_]+) = .*/\1/p' config/default.toml | sort -u); do
+	check "baton.toml(5) has the key $key" grep -qE "(^|, )\\\\fB\\\\fC$key = " <<<"$man5"
+done
+man8=$(zcat "$tmp/root/usr/share/man/man8/baton.8.gz")
+for sig in HUP USR2 WINCH QUIT TERM USR1; do
+	check "baton(8) has the signal $sig" grep -qF "\\fB\\fC$sig\\fR" <<<"$man8"
+done
+for st in 0 1 2 3 4; do check "baton(8) has the exit status $st" grep -qx "$st" <<<"$man8"; done
 check "deb: changelog.gz is CHANGELOG.md" eval 'zcat "$tmp/root/usr/share/doc/baton/changelog.gz" | cmp -s - CHANGELOG.md'
 same "rpm: example.toml is %config(noreplace)" "/etc/baton/example.toml cn" \
 	"$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm" | grep '^/etc/baton/example.toml')"

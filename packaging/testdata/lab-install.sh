@@ -80,6 +80,10 @@ section() { echo "== $* (+$(($(date +%s) - t0))s)"; }
 mkdir -p /run/usr-rw/upper /run/usr-rw/work
 mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-rw/upper,workdir=/run/usr-rw/work /usr ||
 	{ bad "cannot mount a writable /usr"; exit 1; }
+# The host's /usr may carry a Docker-style /usr/sbin/policy-rc.d (exit 101: "start and
+# stop nothing", for image builds); a booted server has none. The prerm honours it through
+# deb-systemd-invoke, which the test proves apart ("deb: policy-rc.d" below).
+rm -f /usr/sbin/policy-rc.d
 mkdir -p /var/lib/dpkg/info /var/lib/dpkg/updates /var/lib/dpkg/triggers /var/log
 touch /var/lib/dpkg/status /var/lib/dpkg/available
 # baton-fdstore@ wants network-online.target; in the lab (loopback only) the host's
@@ -233,6 +237,24 @@ check "with BATON_NO_HOT_UPGRADE=1: says it is turned off" contains "$out" "hot 
 check "  and leaves the masters alone" eval '[ "$(mainpid baton-fdstore@example)" = "$ex" ] && [ "$(mainpid baton@sock)" = "$so" ]'
 out=$(/var/lib/dpkg/info/baton.postinst configure 0.0.0~test.2-1 2>&1)
 check "postinst run by hand later upgrades them" eval 'runs_installed baton-fdstore@example && runs_installed baton@sock'
+
+# ---------------------------------------------------------------- deb: policy-rc.d
+section "deb: policy-rc.d"
+# A policy-rc.d that forbids every action: the prerm stops nothing (deb-systemd-invoke asks
+# it first, as debhelper's snippets do).
+if command -v deb-systemd-invoke >/dev/null; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	ex=$(mainpid baton-fdstore@example)
+	out=$(/var/lib/dpkg/info/baton.prerm remove 2>&1)
+	rc=$?
+	rm -f /usr/sbin/policy-rc.d
+	check "prerm with policy-rc.d 101: exit 0" test $rc = 0
+	check "  deb-systemd-invoke asked it" contains "$out" "policy-rc.d returned 101"
+	check "  and the instances keep running" eval 'systemctl is-active -q baton-fdstore@example baton@sock && [ "$(mainpid baton-fdstore@example)" = "$ex" ]'
+else
+	echo "skip: deb-systemd-invoke is not installed (init-system-helpers)"
+fi
 
 # ---------------------------------------------------------------- deb: remove, purge
 section "deb: remove, purge"
