@@ -4,7 +4,8 @@
 # install, hot-upgrade and remove them under a real systemd (testdata/lab-install.sh).
 #
 # Environment: LAB (the lab script; default /work/shared/systemd-lab/lab, else
-# ../shared/systemd-lab/lab beside the checkout), BATON_PACKAGE_LAB=0 to skip the lab part.
+# ../shared/systemd-lab/lab beside the checkout), BATON_PACKAGE_LAB=0 to skip the lab part,
+# BATON_PACKAGE_LAB_ROOTS (default "host bookworm-backports trixie": systemd 252, 254, 257).
 # Installs rpm (for rpm -qp) with apt-get when it is missing. Prints "ok"/"FAIL" lines and
 # ends with "N passed, N failed"; exit status 1 on any failure.
 set -euo pipefail
@@ -206,20 +207,25 @@ if [ "${BATON_PACKAGE_LAB:-1}" = 0 ]; then
 elif [ "$(id -u)" != 0 ] || [ ! -x "$lab" ]; then
 	echo "skip: the lab install test (needs root and $lab)"
 else
-	lab_name=baton-pkg-$$
-	export LAB_NAME=$lab_name LAB_BIND_RO="$root $tmp"
-	if "$lab" up >"$tmp/lab.log" 2>&1; then
-		"$lab" exec bash "$here/testdata/lab-install.sh" "$tmp" >"$tmp/lab-out.log" 2>&1 || true
-		cat "$tmp/lab-out.log"
-		pass=$((pass + $(grep -c '^ok ' "$tmp/lab-out.log" || true)))
-		failed=$((failed + $(grep -c '^FAIL ' "$tmp/lab-out.log" || true)))
-		grep -qx 'lab: done' "$tmp/lab-out.log" || bad "the lab script did not run to its end"
-	else
-		cat "$tmp/lab.log"
-		bad "lab up"
-	fi
-	"$lab" down >/dev/null 2>&1 || bad "lab down"
-	lab_name=""
+	# One lab per systemd: 252 (the host's /usr), 254 (bookworm-backports), 257 (trixie);
+	# the first use of 254 or 257 builds its root file system (about a minute each).
+	for lab_root in ${BATON_PACKAGE_LAB_ROOTS:-host bookworm-backports trixie}; do
+		section "the lab: $lab_root"
+		lab_name=baton-pkg-$$-$lab_root
+		export LAB_NAME=$lab_name LAB_ROOT=$lab_root LAB_BIND_RO="$root $tmp"
+		if "$lab" up >"$tmp/lab.log" 2>&1; then
+			"$lab" exec bash "$here/testdata/lab-install.sh" "$tmp" >"$tmp/lab-out.log" 2>&1 || true
+			sed "s/^\(ok  \|FAIL\) lab: /\1 lab $lab_root: /" "$tmp/lab-out.log"
+			pass=$((pass + $(grep -c '^ok ' "$tmp/lab-out.log" || true)))
+			failed=$((failed + $(grep -c '^FAIL ' "$tmp/lab-out.log" || true)))
+			grep -qx 'lab: done' "$tmp/lab-out.log" || bad "lab $lab_root: the lab script did not run to its end"
+		else
+			cat "$tmp/lab.log"
+			bad "lab $lab_root: lab up"
+		fi
+		"$lab" down >/dev/null 2>&1 || bad "lab $lab_root: lab down"
+		lab_name=""
+	done
 fi
 
 section done

@@ -1,13 +1,13 @@
 #!/bin/bash
-# lab-install.sh: runs INSIDE a systemd lab (packaging/test.sh starts it): installs baton's
-# packages for real under systemd 252, hot-upgrades running instances through the
+# lab-install.sh: runs INSIDE a systemd lab (packaging/test.sh starts one per systemd: 252,
+# 254, 257): installs baton's packages for real, hot-upgrades running instances through the
 # maintainer scripts, and removes them.
 #
 #   lab-install.sh PKGDIR      PKGDIR/v1 and PKGDIR/v2 each hold a .deb and an .rpm
 #
-# The lab's /usr is the host's, read-only, and its /var is an empty tmpfs: this script
-# mounts a tmpfs overlay on /usr and starts empty dpkg and rpm databases, so that
-# `dpkg -i` and `rpm -i` work as on a fresh machine (dpkg then owns /usr/bin and friends in
+# The lab's /usr is read-only (the host's, or a debootstrapped root's), and its /var is an
+# empty tmpfs: this script mounts a tmpfs overlay on /usr and starts empty dpkg and rpm
+# databases, so that `dpkg -i` and `rpm -i` work as on a fresh machine (dpkg then owns /usr/bin and friends in
 # its database and warns that they are not empty on purge: an artefact of the empty
 # database). Prints "ok   lab: …" and "FAIL lab: …" lines; exits 1 on any failure.
 set -u
@@ -41,8 +41,42 @@ exe_of() { readlink "/proc/$(mainpid "$1")/exe"; }
 runs_installed() { [ "$(exe_of "$1")" = /usr/bin/baton ]; }
 pid_changed() { local p; p=$(mainpid "$1") && [ "$p" != 0 ] && [ "$p" != "$2" ]; }
 contains() { grep -qF -- "$2" <<<"$1"; }
-serves() { curl -fsS -m 5 "$@" >/dev/null 2>&1; }
-http() { curl -fsS -m 5 http://127.0.0.1:8080/; }
+# fetch [--unix-socket PATH] URL: GET, the body on stdout, exit 0 on a 2xx answer within
+# 5 s. curl where the root has it (252: the host's /usr); python3 where it has not (the
+# debootstrapped 254 and 257 roots).
+if command -v curl >/dev/null; then
+	fetch() { curl -fsS -m 5 "$@"; }
+else
+	cat >/run/fetch.py <<'EOF'
+import http.client, socket, sys
+args = sys.argv[1:]
+sock = None
+if args[0] == "--unix-socket":
+    sock, args = args[1], args[2:]
+url = args[0].split("/", 3)
+host, path = url[2], "/" + (url[3] if len(url) > 3 else "")
+if sock:
+    class UnixConn(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.settimeout(5)
+            self.sock.connect(sock)
+    conn = UnixConn("localhost", timeout=5)
+else:
+    conn = http.client.HTTPConnection(host, timeout=5)
+try:
+    conn.request("GET", path)
+    r = conn.getresponse()
+    sys.stdout.buffer.write(r.read())
+    sys.exit(0 if 200 <= r.status < 300 else 1)
+except Exception as e:
+    print(e, file=sys.stderr)
+    sys.exit(1)
+EOF
+	fetch() { python3 /run/fetch.py "$@"; }
+fi
+serves() { fetch "$@" >/dev/null 2>&1; }
+http() { fetch http://127.0.0.1:8080/; }
 
 # The load: new connections to 127.0.0.1:8080 one after another until /run/load.stop
 # exists; counts answers and failures in /run/load.result.
@@ -51,7 +85,7 @@ start_load() {
 	(
 		n=0 f=0
 		while [ ! -e /run/load.stop ]; do
-			if curl -fsS -m 5 -o /dev/null http://127.0.0.1:8080/ 2>/dev/null; then
+			if fetch http://127.0.0.1:8080/ >/dev/null 2>&1; then
 				n=$((n + 1))
 			else
 				f=$((f + 1))
