@@ -1,0 +1,82 @@
+//go:build lab && linux
+
+package labtest
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// maxExposure is the highest `systemd-analyze security` score a shipped service unit may
+// have: 4.0 and below is "OK" (issue 13).
+const maxExposure = 4.0
+
+// TestSecurityScore: every service template installed from units/ (on >= 254 also the
+// v254/ forms), as an instance, scores at most maxExposure in `systemd-analyze security`
+// of the running systemd, which judges the unit as loaded (drop-ins, defaults, the
+// version's own checks).
+func TestSecurityScore(t *testing.T) {
+	var names []string
+	for n := range lab.Units.Units {
+		if strings.HasSuffix(n, "@.service") {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		t.Fatalf("no service template in %s", lab.Units.Dir)
+	}
+	re := regexp.MustCompile(`Overall exposure level for (\S+): (\d+\.\d+) (\S+)`)
+	for _, n := range names {
+		t.Run(n, func(t *testing.T) {
+			unit := strings.TrimSuffix(n, "@.service") + "@sec.service"
+			out, errOut, rc := runRC(t, "systemd-analyze", "security", "--no-pager", unit)
+			m := re.FindStringSubmatch(out)
+			if rc != 0 || m == nil || m[1] != unit {
+				t.Fatalf("systemd-analyze security %s: exit %d, no score for it: %s\n%s", unit, rc, errOut, out)
+			}
+			score, _ := strconv.ParseFloat(m[2], 64)
+			t.Logf("systemd %d: %s %s %s", lab.Version, unit, m[2], m[3])
+			if score > maxExposure {
+				t.Errorf("%s scores %s %s, want at most %.1f:\n%s", unit, m[2], m[3], maxExposure, out)
+			}
+		})
+	}
+}
+
+// TestSandboxRefusesWorker: a worker running as root under the socket-activated unit
+// tries to write outside ReadWritePaths= (in /var/lib, writable in the lab), to load a
+// kernel module and to set the clock: each is refused with EROFS or EPERM, while writing
+// in $RUNTIME_DIRECTORY works, and the worker then serves.
+func TestSandboxRefusesWorker(t *testing.T) {
+	in := newInstance(t, roleSocket, "sbx", 18161)
+	in.conf.Workers = 1
+	in.conf.Command = []string{lab.Bin + "/sandbox", "-outside", "/var/lib", "--",
+		lab.Bin + "/hello", "-names", in.FDName, "-drain", "300ms"}
+	after := cursor(t)
+	in.start()
+	want := map[string]string{
+		"write":   "sandbox: write: errno EROFS",
+		"module":  "sandbox: module: errno EPERM",
+		"clock":   "sandbox: clock: errno EPERM",
+		"runtime": "sandbox: runtime: ok",
+	}
+	checks := map[string]func(entry) bool{}
+	for what, prefix := range want {
+		checks[what] = func(e entry) bool { return strings.HasPrefix(e.Message(), prefix) }
+	}
+	// Any sandbox line at all for each attempt, so that a wrong answer fails with it.
+	es := waitJournal(t, 10*time.Second, in.Name, after, "the sandbox worker's four lines", func(es []entry) bool {
+		return len(containing(es, "sandbox: ")) >= len(want)
+	})
+	for what, ok := range checks {
+		if len(filter(es, ok)) == 0 {
+			t.Errorf("%s: want a line %q, got %v", what, want[what], containing(es, "sandbox: "+what))
+		}
+	}
+	mustServe(t, in.HTTP, 1) // and then it serves
+}
