@@ -80,3 +80,53 @@ func TestSandboxRefusesWorker(t *testing.T) {
 	}
 	mustServe(t, in.HTTP, 1) // and then it serves
 }
+
+// TestSocketsOtherUser: under the socket-activated unit with workers as nobody (which
+// become ready, so they reach the notify socket), `reach` run in the unit's mount
+// namespace (its private /tmp) tries the workers' notify socket and the control socket:
+// as uid 4242, another local user, both fail with EACCES and the master logs nothing of
+// it; as nobody (the workers' user, not a worker) the notify socket is reached and the
+// datagram dropped, the control socket is not; as root both are reached.
+func TestSocketsOtherUser(t *testing.T) {
+	in := newInstance(t, roleSocket, "ou", 18162)
+	in.conf.Worker = `user = "nobody"`
+	c0 := cursor(t)
+	in.start()
+	master := in.mainPID()
+	workers := in.waitWorkers(c0, master, 2)
+	var addr string
+	for _, kv := range strings.Split(run(t, "sh", "-c", `tr '\0' '\n' </proc/$1/environ`, "sh", strconv.Itoa(workers[0])), "\n") {
+		if v, ok := strings.CutPrefix(kv, "NOTIFY_SOCKET="); ok {
+			addr = v
+		}
+	}
+	if !strings.HasPrefix(addr, "/") {
+		t.Fatalf("worker %d: NOTIFY_SOCKET=%q, want a path (an abstract socket lets anyone in)", workers[0], addr)
+	}
+	reach := func(who ...string) string {
+		t.Helper()
+		argv := append([]string{"nsenter", "-t", strconv.Itoa(master), "-m", "--"}, who...)
+		return run(t, append(argv, lab.Bin+"/reach", "-notify", addr, "-control", in.Control)...)
+	}
+	as := func(uid int) []string {
+		id := strconv.Itoa(uid)
+		return []string{"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups"}
+	}
+	c1 := cursor(t)
+	if got, want := reach(as(4242)...), "notify: errno EACCES\ncontrol: errno EACCES\n"; got != want {
+		t.Errorf("as uid 4242: %q, want %q", got, want)
+	}
+	if got, want := reach(as(65534)...), "notify: ok\ncontrol: errno EACCES\n"; got != want {
+		t.Errorf("as nobody: %q, want %q", got, want)
+	}
+	waitJournal(t, 10*time.Second, in.Name, c1, "the master dropping nobody's datagram", func(es []entry) bool {
+		return len(withMsg(es, "notify message from a process that is not a worker dropped")) > 0
+	})
+	if es := containing(journal(t, in.Name, c1), "control connection refused"); len(es) != 0 {
+		t.Errorf("the master logged refused control connections: %v", es)
+	}
+	if got, want := reach(), "notify: ok\ncontrol: ok\n"; got != want {
+		t.Errorf("as root: %q, want %q", got, want)
+	}
+	mustServe(t, in.HTTP, 2)
+}

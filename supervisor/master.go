@@ -80,7 +80,7 @@ type Master struct {
 
 	listeners []*fdstore.Listener // owned; the set the current workers were given
 	dropped   []*fdstore.Listener // new master: inherited listeners its config dropped, to remove from the FD store once in charge
-	notify    *sdnotify.Server
+	notify    *notifySock         // the workers' notify socket (notifydir.go)
 
 	controls      []*ctlSock    // the control sockets (control.go)
 	controlLive   bool          // this master accepts on them (it is in charge)
@@ -239,8 +239,8 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		m.unstoreListeners(unused)
 		closeAll(unused)
 	}
-	if m.notify, err = sdnotify.Listen(""); err != nil {
-		return nil, fmt.Errorf("worker notify socket: %w", err)
+	if m.notify, err = openNotify(os.TempDir()); err != nil {
+		return nil, err
 	}
 	if m.cfg.PIDFile != "" {
 		if err = WritePIDFile(m.cfg.PIDFile, m.pid); err != nil {
