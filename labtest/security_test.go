@@ -49,28 +49,29 @@ func TestSecurityScore(t *testing.T) {
 }
 
 // TestSandboxRefusesWorker: a worker running as root under the socket-activated unit
-// tries to write outside ReadWritePaths= (in /var/lib, writable in the lab), to load a
+// tries to write outside ReadWritePaths= (in /var/lib and /run, writable in the lab), to load a
 // kernel module and to set the clock: each is refused with EROFS or EPERM, while writing
 // in $RUNTIME_DIRECTORY works, and the worker then serves.
 func TestSandboxRefusesWorker(t *testing.T) {
 	in := newInstance(t, roleSocket, "sbx", 18161)
 	in.conf.Workers = 1
-	in.conf.Command = []string{lab.Bin + "/sandbox", "-outside", "/var/lib", "--",
+	in.conf.Command = []string{lab.Bin + "/sandbox", "-outside", "/var/lib,/run", "--",
 		lab.Bin + "/hello", "-names", in.FDName, "-drain", "300ms"}
 	after := cursor(t)
 	in.start()
 	want := map[string]string{
-		"write":   "sandbox: write: errno EROFS",
-		"module":  "sandbox: module: errno EPERM",
-		"clock":   "sandbox: clock: errno EPERM",
-		"runtime": "sandbox: runtime: ok",
+		"write /var/lib": "sandbox: write /var/lib: errno EROFS",
+		"write /run":     "sandbox: write /run: errno EROFS",
+		"module":         "sandbox: module: errno EPERM",
+		"clock":          "sandbox: clock: errno EPERM",
+		"runtime":        "sandbox: runtime: ok",
 	}
 	checks := map[string]func(entry) bool{}
 	for what, prefix := range want {
 		checks[what] = func(e entry) bool { return strings.HasPrefix(e.Message(), prefix) }
 	}
 	// Any sandbox line at all for each attempt, so that a wrong answer fails with it.
-	es := waitJournal(t, 10*time.Second, in.Name, after, "the sandbox worker's four lines", func(es []entry) bool {
+	es := waitJournal(t, 10*time.Second, in.Name, after, "the sandbox worker's lines", func(es []entry) bool {
 		return len(containing(es, "sandbox: ")) >= len(want)
 	})
 	for what, ok := range checks {
@@ -129,4 +130,21 @@ func TestSocketsOtherUser(t *testing.T) {
 		t.Errorf("as root: %q, want %q", got, want)
 	}
 	mustServe(t, in.HTTP, 2)
+}
+
+// TestReadOnlyControlSocket: a control_socket outside the runtime directory, with no
+// ReadWritePaths= for it, fails the start (ProtectSystem=strict), and the master's error
+// says how to allow it.
+func TestReadOnlyControlSocket(t *testing.T) {
+	in := newInstance(t, roleFDStore, "ro", 18163)
+	in.conf.Top = `control_socket = "/run/labtest-ro.sock"`
+	in.writeConfig(in.conf)
+	daemonReload(t)
+	c0 := cursor(t)
+	if _, _, rc := runRC(t, "systemctl", "start", in.Name); rc == 0 {
+		t.Fatalf("systemctl start %s: exit 0, want a failure (/run is read-only for the unit)", in.Name)
+	}
+	waitJournal(t, 10*time.Second, in.Name, c0, "the master's read-only error with its hint", func(es []entry) bool {
+		return len(containing(containing(es, "read-only file system"), "ReadWritePaths=")) > 0
+	})
 }

@@ -4,7 +4,8 @@
 // attempt on stdout (the journal), and then execs the real worker, for the lab test of
 // the units' sandbox. Each attempt is harmless where it is allowed:
 //
-//   - write: creates and removes a file in a directory outside ReadWritePaths=;
+//   - write DIR: creates and removes a file in each directory of -outside (outside
+//     ReadWritePaths=);
 //   - module: init_module(2) with an empty image (EPERM when refused; without the
 //     sandbox, root gets ENOEXEC or EINVAL and no module is loaded);
 //   - clock: clock_settime(2) with tv_nsec out of range (EPERM when refused; without the
@@ -18,7 +19,7 @@
 //
 // Usage:
 //
-//	sandbox -outside DIR -- WORKER ARGS…
+//	sandbox -outside DIR[,DIR…] -- WORKER ARGS…
 package main
 
 import (
@@ -28,19 +29,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	outside := flag.String("outside", "/var/lib", "a directory outside ReadWritePaths=")
+	outside := flag.String("outside", "/var/lib", "directories outside ReadWritePaths=, comma-separated")
 	flag.Parse()
 	if flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: sandbox -outside DIR -- WORKER ARGS…")
+		fmt.Fprintln(os.Stderr, "usage: sandbox -outside DIR[,DIR…] -- WORKER ARGS…")
 		os.Exit(2)
 	}
-	report("write", writeIn(*outside))
+	for _, dir := range strings.Split(*outside, ",") {
+		report("write "+dir, writeIn(dir))
+	}
 	report("module", unix.InitModule(nil, ""))
 	bad := unix.Timespec{Sec: 1, Nsec: 2_000_000_000}
 	report("clock", unix.ClockSettime(unix.CLOCK_REALTIME, &bad))
