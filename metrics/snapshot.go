@@ -61,7 +61,7 @@ func newCollector(pub *Publisher) *collector {
 		restarts:    d("worker_restarts_total", "Worker restarts after a crash or a failed start."),
 		reloads:     d("reloads_total", "Reloads by result: ok, failed, refused.", "result"),
 		upgrades:    d("upgrades_total", "Upgrades by result: committed, rolled_back, failed (the new master could not be started).", "result"),
-		rollbacks:   d("rollbacks_total", "Upgrades rolled back, by why: requested, new_master_failed, timeout, hand_over.", "why"),
+		rollbacks:   d("rollbacks_total", "Upgrades rolled back, by why: requested, timeout, hand_over, new_master_exited.", "why"),
 		lastSuccess: d("last_success_timestamp_seconds", "When each action (reload, upgrade) last succeeded, in seconds since the epoch.", "action"),
 		upgradeDur:  d("upgrade_phase_duration_seconds", "Upgrade phases: ready (started to the new master's workers ready), commit (ready to committed).", "phase"),
 		reloadDur:   d("reload_duration_seconds", "Reloads from their start to every new worker ready."),

@@ -110,6 +110,8 @@ func (s *fakeSystem) groupsLinger(ws []*worker) []bool {
 }
 func (s *fakeSystem) reap(w *worker) { s.did("reap %d", w.pid) }
 
+func (s *fakeSystem) trimMemory() { s.did("trim memory") }
+
 func (s *fakeSystem) startNewMaster(hello handoffMsg, ls []*fdstore.Listener) (*upgrade, error) {
 	if s.failNew {
 		s.did("start new master failed")

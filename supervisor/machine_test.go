@@ -951,3 +951,26 @@ func TestUncheckedWorkerAtStopTimeout(t *testing.T) {
 	}
 	checkInvariants(t, m, s)
 }
+
+// TestTrimMemoryAfterGeneration: when a retired generation is gone (here a reload's old
+// pool), the master gives the cycle's garbage back to the kernel, once.
+func TestTrimMemoryAfterGeneration(t *testing.T) {
+	m, s := reach(t, roleServing)
+	n := len(s.effects)
+	m.handle(sigEvent{syscall.SIGHUP})
+	m.handle(configLoaded{seq: s.loads[0], cfg: m.cfg})
+	readyAll(m)
+	if hasEffect(s, n, "trim memory") {
+		t.Fatalf("memory trimmed while the old pool drains: %q", s.effects[n:])
+	}
+	exitRetiring(m)
+	trims := 0
+	for _, e := range s.effects[n:] {
+		if e == "trim memory" {
+			trims++
+		}
+	}
+	if trims != 1 {
+		t.Fatalf("%d trims after the old pool was gone, want 1: %q", trims, s.effects[n:])
+	}
+}

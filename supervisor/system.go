@@ -34,6 +34,8 @@ type system interface {
 	groupsLinger(ws []*worker) []bool
 	// reap releases the exited w: its pid, and its group's id, are free from then on.
 	reap(w *worker)
+	// trimMemory gives the garbage of a finished cycle back to the kernel, off the loop.
+	trimMemory()
 
 	// startNewMaster starts the new binary detached, with the hand-over socket, hello and
 	// the listeners queued on it. Its messages are posted as newMasterMsg, its exit as

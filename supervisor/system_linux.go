@@ -9,8 +9,10 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -28,6 +30,8 @@ type osSystem struct {
 	exe  string
 	args []string
 	dir  *os.File // the working directory at start (O_PATH): a new master starts there even if it was deleted
+
+	trimming atomic.Bool // a trimMemory runs
 }
 
 func (s *osSystem) open() error {
@@ -252,6 +256,20 @@ func procPgrp(pid int) (int, bool) {
 		return 0, false
 	}
 	return pgrp, state != 'Z' && state != 'X' // a zombie is dead, whoever reaps it
+}
+
+// trimMemory runs a GC and returns the free heap to the kernel (debug.FreeOSMemory), in a
+// goroutine of its own, one at a time. A reload or an upgrade leaves a few MiB of garbage
+// (configs, pools, relay buffers, hand-over messages) that an idle master, which seldom
+// runs a GC, would otherwise keep: 1,500 reloads took the master from 10.2 to 15.9 MiB.
+// A GC of the master's small heap costs about a millisecond of CPU, once per cycle.
+func (s *osSystem) trimMemory() {
+	if s.trimming.CompareAndSwap(false, true) {
+		go func() {
+			defer s.trimming.Store(false)
+			debug.FreeOSMemory()
+		}()
+	}
 }
 
 func (s *osSystem) reap(w *worker) {

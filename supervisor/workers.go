@@ -271,6 +271,7 @@ func (m *Master) poolChanged(p *pool) {
 			for i, x := range m.retiring {
 				if x == p {
 					m.retiring = append(m.retiring[:i:i], m.retiring[i+1:]...)
+					m.sys.trimMemory() // a generation is gone: what it cost is garbage
 					m.drained()
 					break
 				}

@@ -34,6 +34,8 @@ func TestMain(m *testing.M) {
 		lim, err := OriginalNofile()
 		fmt.Println(lim.Cur, lim.Max, err)
 		os.Exit(0)
+	case "journald":
+		os.Exit(journald(os.Getenv("SPAWN_TEST_JOURNALD")))
 	}
 	// What the shell running the tests left open without close-on-exec must not count
 	// as leaked (baton does the same at start).

@@ -6,17 +6,21 @@
 //
 //	connected <local address>     when -announce is set, as soon as a connection is made
 //	body <response body>          the first time each distinct body is seen
+//	<each line of the body>       with -raw instead: every body, verbatim (a metrics scrape)
 //	{"ok":N,"failed":N,...}       the summary (JSON, see result), last
 //
 // Exit status: 0 when the summary was printed (whatever it says), 2 on bad usage.
 //
 // Usage:
 //
-//	probe [-unix PATH] [-n N | -until FILE] [-c N] [-timeout D] [-keepalive] [-announce] URL
+//	probe [-unix PATH] [-n N | -until FILE] [-c N] [-timeout D] [-keepalive] [-announce] [-raw] URL
 //
 // With -until, every client sends requests one after the other until FILE exists; with
 // -n, N requests are sent in all. Without -keepalive every request uses a connection of
-// its own, so each one tests that the listening socket takes a new connection.
+// its own, so each one tests that the listening socket takes a new connection. With -raw,
+// the body of every 200 response is printed as it came (space around it trimmed), its
+// lines as output lines, rather than as one "body" line for each distinct body: `probe
+// -raw URL` is a scrape of a Prometheus endpoint, its exposition text then the summary.
 package main
 
 import (
@@ -58,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 10*time.Second, "per-request timeout")
 	keepalive := fs.Bool("keepalive", false, "reuse connections")
 	announce := fs.Bool("announce", false, `print "connected ADDR" when a connection is made`)
+	raw := fs.Bool("raw", false, `print every body verbatim, as lines, not "body" lines`)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -102,7 +107,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return
 		}
 		res.OK++
-		if res.Bodies[body] == 0 {
+		if *raw {
+			println(body)
+		} else if res.Bodies[body] == 0 {
 			println("body " + body)
 		}
 		res.Bodies[body]++
