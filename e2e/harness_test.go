@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 	case "worker":
 		testWorkerMain()
 		return
+	case "reach":
+		reachMain()
+		return
 	}
 	os.Exit(buildAndRun(m))
 }

@@ -131,7 +131,7 @@ func shortRoot(root string) string {
 }
 
 // build compiles baton (twice, with different versions, for the upgrade tests), hello,
-// probe and flood into l.Bin. Static binaries run on any LAB_ROOT.
+// probe, flood, sandbox and reach into l.Bin. Static binaries run on any LAB_ROOT.
 func (l *Lab) build() error {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -143,6 +143,8 @@ func (l *Lab) build() error {
 		{"hello", "./examples/hello", ""},
 		{"probe", "./labtest/internal/probe", ""},
 		{"flood", "./labtest/internal/flood", ""},
+		{"sandbox", "./labtest/internal/sandbox", ""},
+		{"reach", "./labtest/internal/reach", ""},
 	}
 	t0 := time.Now()
 	for _, b := range builds {
@@ -156,7 +158,7 @@ func (l *Lab) build() error {
 	if err := copyFile(filepath.Join(l.Bin, "baton-v1"), filepath.Join(l.Bin, "baton")); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "labtest: built baton, hello, probe, flood in %s\n", time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "labtest: built baton, hello, probe, flood, sandbox, reach in %s\n", time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 

@@ -39,6 +39,7 @@ type conf struct {
 	Soak    string
 	Timeout string // upgrade.timeout
 	Extra   string // appended verbatim
+	Worker  string // more keys of [worker] (user, group)
 	Top     string // top-level keys (control_socket, pidfile), before every table
 }
 
@@ -113,8 +114,12 @@ func (in *instance) configText(c conf) string {
 	for i, a := range cmd {
 		quoted[i] = strconv.Quote(a)
 	}
-	fmt.Fprintf(&b, "[worker]\ncommand = [%s]\ncount = %d\nstart_timeout = \"10s\"\nstop_timeout = \"10s\"\nrestart_delay = \"100ms\"\n\n",
+	fmt.Fprintf(&b, "[worker]\ncommand = [%s]\ncount = %d\nstart_timeout = \"10s\"\nstop_timeout = \"10s\"\nrestart_delay = \"100ms\"\n",
 		strings.Join(quoted, ", "), c.Workers)
+	if c.Worker != "" {
+		b.WriteString(c.Worker + "\n")
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[upgrade]\ncommit = %q\nsoak = %q\ntimeout = %q\n", c.Commit, c.Soak, c.Timeout)
 	if c.Extra != "" {
 		b.WriteString("\n" + c.Extra + "\n")

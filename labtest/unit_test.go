@@ -50,10 +50,15 @@ func unitFlag(t *testing.T, r role, inst string, port int, elsewhere bool) {
 	if in.Control == "" {
 		t.Skipf("%s has no RuntimeDirectory=", in.Unit.Name)
 	}
-	other := fmt.Sprintf("/run/labtest-%s-elsewhere.sock", inst)
+	dir := fmt.Sprintf("/run/labtest-%s-elsewhere", inst)
+	other := filepath.Join(dir, "control.sock")
 	if elsewhere {
+		// Outside the runtime directory, so writable only where the admin says so
+		// (ProtectSystem=strict; units/README.md, Hardening).
+		run(t, "mkdir", "-p", dir)
+		in.serviceDropIn("ReadWritePaths=" + dir)
 		in.conf.Top = fmt.Sprintf("control_socket = %q", other)
-		t.Cleanup(func() { lab.exec("", "rm", "-f", other) })
+		t.Cleanup(func() { lab.exec("", "rm", "-rf", dir) })
 	}
 	baton := filepath.Join(lab.Bin, "baton")
 	name := strings.TrimSuffix(in.Name, ".service") // baton@us: --unit adds ".service"

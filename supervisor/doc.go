@@ -7,8 +7,10 @@
 // A master runs one generation of itself. It forks and execs each worker itself
 // (internal/spawn), so that the worker gets its sockets with the systemd protocol:
 // LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID equal to the worker's own pid, and
-// NOTIFY_SOCKET naming the master's own notify socket, never systemd's; USR2 and WINCH
-// start ignored, so a signal aimed at the whole service does not kill the workers.
+// NOTIFY_SOCKET naming the master's own notify socket, never systemd's (a path in a
+// directory only the master's user and the workers' groups can enter, notifydir.go);
+// USR2 and WINCH start ignored, so a signal aimed at the whole service does not kill the
+// workers.
 //
 // On SIGUSR2 the master (the old one, O) starts its binary again from the path it was
 // started with, detached: the new master (N) is cloned with CLONE_PARENT, so it is a child of

@@ -80,7 +80,7 @@ type Master struct {
 
 	listeners []*fdstore.Listener // owned; the set the current workers were given
 	dropped   []*fdstore.Listener // new master: inherited listeners its config dropped, to remove from the FD store once in charge
-	notify    *sdnotify.Server
+	notify    *notifySock         // the workers' notify socket (notifydir.go)
 
 	controls      []*ctlSock    // the control sockets (control.go)
 	controlLive   bool          // this master accepts on them (it is in charge)
@@ -126,6 +126,11 @@ type Master struct {
 	exitCode int
 }
 
+// readOnlyHint follows an error of New that is EROFS: a control socket, unix listener or
+// pid file outside what the shipped units let baton write (ProtectSystem=strict).
+const readOnlyHint = "read-only here: under baton's units only /run/baton/<instance> and /tmp are writable; " +
+	"add the directory to ReadWritePaths= in a drop-in (units/README.md, Hardening)"
+
 // New prepares a master: it reads the configuration, takes its listeners (from an old
 // master during an upgrade, else from socket activation and the config), opens the
 // workers' notify socket and writes the pid file. sigs must already be subscribed to
@@ -143,6 +148,9 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 	m.sys = osys
 	var inherited []*fdstore.Listener
 	defer func() {
+		if errors.Is(err, syscall.EROFS) {
+			err = fmt.Errorf("%w (%s)", err, readOnlyHint)
+		}
 		if err != nil {
 			if m.parent != nil {
 				m.parent.link.send(handoffMsg{Type: "error", Reason: err.Error()})
@@ -239,8 +247,8 @@ func New(opts Options, sigs chan os.Signal) (_ *Master, err error) {
 		m.unstoreListeners(unused)
 		closeAll(unused)
 	}
-	if m.notify, err = sdnotify.Listen(""); err != nil {
-		return nil, fmt.Errorf("worker notify socket: %w", err)
+	if m.notify, err = openNotify(os.TempDir()); err != nil {
+		return nil, err
 	}
 	if m.cfg.PIDFile != "" {
 		if err = WritePIDFile(m.cfg.PIDFile, m.pid); err != nil {

@@ -17,6 +17,7 @@ type pool struct {
 	cfg       config.Worker
 	cred      *syscall.Credential
 	listeners []*fdstore.Listener // not owned: the master owns its listeners
+	notify    string              // the workers' NOTIFY_SOCKET (notifydir.go); "" in tests
 	workers   []*worker           // by slot-1; nil while a slot waits to restart
 	lingering []*worker           // exited workers whose process group still has members
 	failures  []int               // consecutive failed starts per slot

@@ -91,7 +91,7 @@ func (s *osSystem) startWorker(w *worker) error {
 	attr := &spawn.Attr{
 		Path:       p.cfg.Command[0],
 		Args:       p.cfg.Command,
-		Env:        workerEnv(os.Environ(), p.cfg, p.listeners, m.notify.Addr(), m.gen, w.slot),
+		Env:        workerEnv(os.Environ(), p.cfg, p.listeners, p.notify, m.gen, w.slot),
 		Dir:        p.cfg.Dir,
 		Files:      files,
 		Setpgid:    true,             // signals go to the group: whatever the worker forks goes with it

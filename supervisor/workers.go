@@ -26,8 +26,14 @@ func (m *Master) newPoolFor(cfg *config.Config, ls []*fdstore.Listener) (*pool, 
 	if err != nil {
 		return nil, err
 	}
+	p := newPool(m.poolSeq+1, cfg.Worker, cred, ls)
+	if m.notify != nil {
+		if p.notify, err = m.notify.addrFor(p.notifyGid()); err != nil {
+			return nil, err
+		}
+	}
 	m.poolSeq++
-	return newPool(m.poolSeq, cfg.Worker, cred, ls), nil
+	return p, nil
 }
 
 // startCurrent starts the master's serving pool from cfg.

@@ -149,8 +149,12 @@ variant() {
 		-e "1i control_socket = \"$2\"" /etc/baton/example.toml
 }
 # An instance whose config puts its control socket elsewhere: the master listens in its
-# RuntimeDirectory too, so the postinst still finds it there.
-variant 8081 /run/baton-alt-test.sock >/etc/baton/alt.toml
+# RuntimeDirectory too, so the postinst still finds it there. Outside /run/baton/alt the
+# units let baton write only where a drop-in says (ProtectSystem=strict).
+mkdir -p /run/baton-alt-test /etc/systemd/system/baton-fdstore@alt.service.d
+printf '[Service]\nReadWritePaths=/run/baton-alt-test\n' >/etc/systemd/system/baton-fdstore@alt.service.d/rw.conf
+systemctl daemon-reload
+variant 8081 /run/baton-alt-test/control.sock >/etc/baton/alt.toml
 systemctl start baton-fdstore@alt.service
 check "baton-fdstore@alt is active" systemctl is-active -q baton-fdstore@alt
 check "it serves on 127.0.0.1:8081" eventually 20 serves http://127.0.0.1:8081/
