@@ -17,7 +17,6 @@ import (
 
 	"github.com/baton-supervisor/baton/fdstore"
 	"github.com/baton-supervisor/baton/metrics"
-	"github.com/baton-supervisor/baton/sdnotify"
 )
 
 // The handoff protocol between an old master (O) and the new master (N) it starts on
@@ -218,7 +217,7 @@ func (m *Master) takeCharge(committed bool) {
 		return // exiting anyway
 	}
 	if m.readyOnce {
-		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+		m.notifyReady()
 	}
 	if m.watchdog > 0 {
 		// systemd's watchdog runs on across a change of main process: a master that took

@@ -974,3 +974,29 @@ func TestTrimMemoryAfterGeneration(t *testing.T) {
 		t.Fatalf("%d trims after the old pool was gone, want 1: %q", trims, s.effects[n:])
 	}
 }
+
+// TestReadyCarriesTheStatusOnce: READY=1 carries the status line, and the same line is not
+// sent again as a STATUS= of its own (each is a D-Bus signal of PID 1's).
+func TestReadyCarriesTheStatusOnce(t *testing.T) {
+	m, s := reach(t, roleServing)
+	n := len(s.effects)
+	m.handle(sigEvent{syscall.SIGHUP})
+	m.handle(configLoaded{seq: s.loads[0], cfg: m.cfg})
+	readyAll(m)
+	var ready string
+	sent := map[string]int{}
+	for _, e := range s.effects[n:] {
+		if rest, ok := strings.CutPrefix(e, "notify READY=1 STATUS="); ok {
+			ready = rest
+			sent[rest]++
+		} else if rest, ok := strings.CutPrefix(e, "notify STATUS="); ok {
+			sent[rest]++
+		}
+	}
+	if ready == "" {
+		t.Fatalf("no READY=1 with a status after the reload: %q", s.effects[n:])
+	}
+	if sent[ready] != 1 {
+		t.Errorf("status line %q sent %d times: %q", ready, sent[ready], s.effects[n:])
+	}
+}

@@ -138,7 +138,7 @@ func (m *Master) commitReload() {
 		m.firstReady() // a reload before the first pool was ready brought the first ready pool
 		return
 	}
-	m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+	m.notifyReady()
 }
 
 // failReload abandons the reload in flight: its workers stop, what it opened is closed,
@@ -161,7 +161,7 @@ func (m *Master) reloadFailed(r *reload, reason string) {
 	m.log.Error("reload failed; the old workers keep serving", "reason", reason, "event", "reload-failed")
 	m.answerReload(r, errors.New(m.lastErr))
 	if m.role != roleStopping && m.readyOnce {
-		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+		m.notifyReady()
 	}
 }
 
@@ -179,7 +179,7 @@ func (m *Master) refuseReload(why string) {
 	m.countReload(metrics.ResultRefused, time.Time{})
 	m.answerReload(r, errors.New("reload refused: "+why))
 	if m.readyOnce {
-		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+		m.notifyReady()
 	}
 }
 

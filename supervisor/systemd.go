@@ -76,6 +76,16 @@ func (m *Master) setLastErr(s string, slot int) {
 	m.lastErr, m.lastErrSlot = s, slot
 }
 
+// notifyReady sends READY=1 with the status line (which updateStatus then need not send
+// again: each STATUS= is a D-Bus PropertiesChanged of PID 1's).
+func (m *Master) notifyReady() {
+	s := m.statusLine()
+	m.notifySystemd(sdnotify.Ready, sdnotify.Status(s))
+	if m.sd != nil && m.inCharge() {
+		m.sentStatus = s
+	}
+}
+
 // updateStatus sends STATUS= when the line changed.
 func (m *Master) updateStatus() {
 	if s := m.statusLine(); s != m.sentStatus && m.sd != nil && m.inCharge() {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/fdstore"
-	"github.com/baton-supervisor/baton/sdnotify"
 )
 
 // The master's side of its workers' lives: start, ready, exit, restart, retire. All of it
@@ -310,7 +309,7 @@ func (m *Master) firstReady() {
 			m.record("start", "ok", "", m.startedAt)
 		}
 		m.log.Info("ready", "event", "ready")
-		m.notifySystemd(sdnotify.Ready, sdnotify.Status(m.statusLine()))
+		m.notifyReady()
 	}
 }
 
