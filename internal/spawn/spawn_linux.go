@@ -1,4 +1,4 @@
-//go:build linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le)
+//go:build linux && !spawn_fallback && (amd64 || arm64 || riscv64 || loong64 || ppc64le)
 
 package spawn
 
@@ -62,50 +62,6 @@ type prepared struct {
 	failure failure
 	warning failure
 }
-
-// failure is what the child writes to the pipe when a step fails: for a journal step, a
-// warning, and the child goes on; for any other, the end.
-type failure struct {
-	step  uintptr
-	errno uintptr
-}
-
-const (
-	stepSetpgid = iota + 1
-	stepSignals
-	stepSetgroups
-	stepSetgid
-	stepSetuid
-	stepChdir
-	stepPdeathsig
-	stepFiles
-	stepRlimit
-	stepExec
-	stepJournalSocket
-	stepJournalConnect
-	stepJournalHeader
-	stepJournalSetup
-)
-
-var stepNames = [...]string{
-	stepSetpgid: "setpgid", stepSignals: "signals", stepSetgroups: "setgroups",
-	stepSetgid: "setgid", stepSetuid: "setuid", stepChdir: "chdir", stepPdeathsig: "pdeathsig",
-	stepFiles: "fds", stepRlimit: "rlimit", stepExec: "exec",
-	stepJournalSocket: "journal stream: socket", stepJournalConnect: "journal stream: connect",
-	stepJournalHeader: "journal stream: header", stepJournalSetup: "journal stream: set up",
-}
-
-func isJournalStep(step uintptr) bool { return step >= stepJournalSocket && step <= stepJournalSetup }
-
-// journalSndbuf is the send buffer asked for a journal stream, as systemd asks for its
-// own (SNDBUF_SIZE): a burst of lines does not block the worker while journald is busy.
-// The kernel caps it at net.core.wmem_max unless the child may exceed that.
-const journalSndbuf = 8 << 20
-
-const listenPIDPrefix = "LISTEN_PID="
-
-// maxSignal is the highest signal number on Linux (SIGRTMAX).
-const maxSignal = 64
 
 // Start forks and execs the program a describes, and returns once it runs (or with the
 // error that kept it from running; the child is then reaped). The caller must Wait for the
@@ -197,39 +153,7 @@ func Start(a *Attr) (proc *os.Process, warning error, err error) {
 		return nil, nil, os.NewSyscallError("fork", errno)
 	}
 
-	// The pipe is close-on-exec: end-of-file means the exec happened; a failure record
-	// means it did not, unless it is a journal step's, a warning the child wrote before it
-	// went on.
-	var f failure
-	report := (*[unsafe.Sizeof(f)]byte)(unsafe.Pointer(&f))[:]
-	var n int
-	var rerr error
-	for {
-		n, rerr = readFull(pipe[0], report)
-		if rerr != nil || n != len(report) || !isJournalStep(f.step) {
-			break
-		}
-		warning = &Error{Path: path, Step: stepNames[f.step], Err: syscall.Errno(f.errno)}
-	}
-	syscall.Close(pipe[0])
-	if rerr == nil && n == 0 {
-		proc, err = os.FindProcess(int(pid))
-		return proc, warning, err
-	}
-	var ws syscall.WaitStatus
-	for {
-		if _, err := syscall.Wait4(int(pid), &ws, 0, nil); err != syscall.EINTR {
-			break
-		}
-	}
-	if rerr != nil || n != len(report) {
-		return nil, nil, fmt.Errorf("spawn: %s: the child's report was lost (%d bytes, %v)", path, n, rerr)
-	}
-	step := "step " + fmt.Sprint(f.step)
-	if f.step < uintptr(len(stepNames)) && stepNames[f.step] != "" {
-		step = stepNames[f.step]
-	}
-	return nil, nil, &Error{Path: path, Step: step, Err: syscall.Errno(f.errno)}
+	return collect(pipe[0], int(pid), path, false)
 }
 
 // prepareJournal builds what the child needs to connect its journal stream: the address
@@ -252,52 +176,6 @@ func (p *prepared) prepareJournal(j *Journal) error {
 	p.journalSndbuf = journalSndbuf
 	p.journal = true
 	return nil
-}
-
-// Error is a start that failed in the child, before or at exec.
-type Error struct {
-	Path string
-	Step string // what the child was doing: "exec", "chdir", "setuid", …
-	Err  error
-}
-
-func (e *Error) Error() string {
-	if e.Step == "exec" {
-		return fmt.Sprintf("exec %s: %v", e.Path, e.Err)
-	}
-	return fmt.Sprintf("start %s: %s: %v", e.Path, e.Step, e.Err)
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-func cStrings(ss []string) ([]*byte, error) {
-	out := make([]*byte, 0, len(ss)+1)
-	for _, s := range ss {
-		b, err := syscall.BytePtrFromString(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return append(out, nil), nil
-}
-
-func readFull(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := syscall.Read(fd, b[n:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return n, nil
 }
 
 // forkExec forks; the child sets itself up from p and execs, or writes a failure record to

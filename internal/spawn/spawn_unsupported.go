@@ -1,4 +1,4 @@
-//go:build !(linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le))
+//go:build !linux
 
 package spawn
 
@@ -8,7 +8,7 @@ import (
 	"runtime"
 )
 
-// Start fails: this architecture has no implementation.
-func Start(a *Attr) (*os.Process, error) {
-	return nil, errors.New("spawn: not implemented on " + runtime.GOOS + "/" + runtime.GOARCH)
+// Start fails: baton runs workers on Linux only.
+func Start(a *Attr) (proc *os.Process, warning error, err error) {
+	return nil, nil, errors.New("spawn: not implemented on " + runtime.GOOS + "/" + runtime.GOARCH)
 }
