@@ -102,7 +102,6 @@ func readFull(fd int, b []byte) (int, error) {
 	return n, nil
 }
 
-
 // collect reads the child's reports from rfd, which only the child's copy keeps open once
 // Start has closed its own, and closes it: end-of-file means the child exec'd the program
 // (the copy is close-on-exec); a failure record means it did not, unless it is a journal
