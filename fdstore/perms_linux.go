@@ -108,7 +108,7 @@ func planPerms(sock int, s Spec, sf *sockFile) (*permChange, error) {
 		c.close()
 		return nil, err
 	}
-	c.dev, c.ino = st.Dev, st.Ino
+	c.dev, c.ino = uint64(st.Dev), st.Ino // Dev is a uint32 on mips*
 	return c, nil
 }
 
@@ -129,7 +129,7 @@ func (l *Listener) reusePerms(s Spec) (c *permChange, err error) {
 // the kernel names (sock_diag), which is then recorded.
 func checkBound(sock, pfd int, st *unix.Stat_t, sf *sockFile) error {
 	if sf.ino != 0 {
-		if st.Dev != sf.dev || st.Ino != sf.ino {
+		if uint64(st.Dev) != sf.dev || st.Ino != sf.ino {
 			return fmt.Errorf("another socket file found there (inode %d, the listener's is %d; replaced since bind), not changing its mode or owner: %w",
 				st.Ino, sf.ino, ErrNotBoundFile)
 		}
@@ -139,11 +139,11 @@ func checkBound(sock, pfd int, st *unix.Stat_t, sf *sockFile) error {
 	if err != nil {
 		return fmt.Errorf("cannot tell whether the socket file there is the listener's (that takes the kernel's sock_diag for unix sockets, CONFIG_UNIX_DIAG), not changing its mode or owner: %w", err)
 	}
-	if uint32(st.Ino) != ino || !onDevice(pfd, st.Dev, dev) {
+	if uint32(st.Ino) != ino || !onDevice(pfd, uint64(st.Dev), dev) {
 		return fmt.Errorf("another socket file found there (inode %d on %d:%d, the listener's is %d on %d:%d; replaced since bind), not changing its mode or owner: %w",
-			st.Ino, unix.Major(st.Dev), unix.Minor(st.Dev), ino, unix.Major(dev), unix.Minor(dev), ErrNotBoundFile)
+			st.Ino, unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), ino, unix.Major(dev), unix.Minor(dev), ErrNotBoundFile)
 	}
-	sf.dev, sf.ino = st.Dev, st.Ino
+	sf.dev, sf.ino = uint64(st.Dev), st.Ino
 	return nil
 }
 

@@ -259,7 +259,7 @@ func TestOpenUnixOwner(t *testing.T) {
 	}
 	fi, _ := os.Lstat(path)
 	st := fi.Sys().(*syscall.Stat_t)
-	if l.sock.dev != st.Dev || l.sock.ino != st.Ino {
+	if l.sock.dev != uint64(st.Dev) || l.sock.ino != st.Ino {
 		t.Errorf("recorded file %d:%d, the socket file is %d:%d", l.sock.dev, l.sock.ino, st.Dev, st.Ino)
 	}
 }

@@ -26,9 +26,9 @@ func TestBoundFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		if uint64(ino) != st.Ino&(1<<32-1) || dev != st.Dev {
+		if uint64(ino) != st.Ino&(1<<32-1) || dev != uint64(st.Dev) {
 			t.Errorf("%s: kernel says %d on %d:%d, stat says %d on %d:%d",
-				dir, ino, unix.Major(dev), unix.Minor(dev), st.Ino, unix.Major(st.Dev), unix.Minor(st.Dev))
+				dir, ino, unix.Major(dev), unix.Minor(dev), st.Ino, unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)))
 		}
 		pfd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -36,9 +36,9 @@ func TestBoundFile(t *testing.T) {
 		}
 		mdev, err := mountDev(pfd)
 		unix.Close(pfd)
-		if err != nil || mdev != st.Dev {
+		if err != nil || mdev != uint64(st.Dev) {
 			t.Errorf("%s: mountinfo says %d:%d (%v), stat says %d:%d",
-				dir, unix.Major(mdev), unix.Minor(mdev), err, unix.Major(st.Dev), unix.Minor(st.Dev))
+				dir, unix.Major(mdev), unix.Minor(mdev), err, unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)))
 		}
 	}
 
