@@ -140,7 +140,8 @@ func collect(rfd, pid int, path string, begin bool) (proc *os.Process, warning e
 			break
 		}
 	}
-	if rerr == nil && n == 0 {
+	if !begun && n == 0 && (rerr == nil || rerr == syscall.ECONNRESET) {
+		// ECONNRESET: it ended without reading all of the plan.
 		return nil, nil, fmt.Errorf("spawn: %s: the trampoline ended before the exec (%s)", path, waitString(ws))
 	}
 	if rerr != nil || n != len(report) {

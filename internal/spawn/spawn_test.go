@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "journald":
 		os.Exit(journald(os.Getenv("SPAWN_TEST_JOURNALD")))
+	case "replaced":
+		os.Exit(replacedHelper())
 	}
 	// What the shell running the tests left open without close-on-exec must not count
 	// as leaked (baton does the same at start).
