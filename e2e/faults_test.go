@@ -111,8 +111,10 @@ func TestWorkerOfDeadMasterGetsStopSignal(t *testing.T) {
 	w := s.waitWorkers(master, 1)[0]
 	s.signal(master, syscall.SIGKILL)
 	file := s.path(fmt.Sprintf("stop-%d", w))
-	waitFor(t, 10*time.Second, func() bool { _, err := os.Stat(file); return err == nil }, "worker %d to record its stop signal", w)
-	if b, _ := os.ReadFile(file); string(b) != "interrupt" {
+	// os.WriteFile creates the file, then writes: wait for the content, not the name.
+	var b []byte
+	waitFor(t, 10*time.Second, func() bool { b, _ = os.ReadFile(file); return len(b) > 0 }, "worker %d to record its stop signal", w)
+	if string(b) != "interrupt" {
 		t.Errorf("worker of a dead master got %q, want interrupt (its stop_signal)", b)
 	}
 }
