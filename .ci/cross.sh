@@ -8,7 +8,7 @@
 # the tests' helpers): when the host has no qemu handler registered, the runs happen in a
 # user and mount namespace with a binfmt_misc instance of its own (Linux >= 6.7), so
 # nothing changes for the rest of the machine. Needs root (the namespace's uid map), and
-# Debian's qemu-user-static (installed with apt-get when missing).
+# Debian's qemu-user-static and curl (installed with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -25,8 +25,11 @@ done
 
 if [ "${1:-}" = build-only ]; then exit 0; fi
 
-if ! command -v qemu-aarch64-static >/dev/null || ! command -v qemu-s390x-static >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static
+need=()
+command -v qemu-aarch64-static >/dev/null && command -v qemu-s390x-static >/dev/null || need+=(qemu-user-static)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
 pkgs=(internal/spawn sdnotify fdstore)
