@@ -99,7 +99,7 @@ check "answer from generation 3" waitfor 10 sh -c "python3 $here/get.py /run/bat
 conf web 127.0.0.1:8080 60s
 systemctl reload baton@web.service
 "$bin" upgrade --socket $sock >/dev/null
-in_flight() { "$bin" status --socket $sock | grep -q "upgrade .*ready"; }
+in_flight() { "$bin" status --socket $sock | grep -Eq "upgrade .*(ready|soaking)"; }  # soaking: the new master is ready
 if waitfor 30 in_flight; then
     "$bin" status --socket $sock | sed -n '1p;/upgrade/p' | sed 's/^/     /'
     since=$(date +%s); t0=$(date +%s%N)
