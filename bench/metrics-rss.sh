@@ -26,6 +26,7 @@ EOT
 [ "$M" = on ] && printf '[metrics]\naddress = "127.0.0.1:%s"\n' "$Q" >> b.toml
 "$B" run -c b.toml > log 2>&1 &
 pid=$!
+trap 'kill -QUIT $pid 2> /dev/null; wait $pid 2> /dev/null; rm -rf "$D"' EXIT
 for i in $(seq 100); do grep -q 'workers ready' log && break; sleep 0.1; done
 sleep 2
 idle=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
@@ -44,6 +45,3 @@ if [ "$R" -gt 0 ]; then
 fi
 st() { awk -v k="$1:" '$1 == k {print $2}' /proc/$pid/status; }
 echo "metrics=$M reloads=$R idle_rss=$idle rss=$(st VmRSS) hwm=$(st VmHWM) anon=$(st RssAnon) file=$(st RssFile) threads=$(st Threads)"
-kill -QUIT $pid
-wait $pid 2> /dev/null || true
-rm -rf "$D"
