@@ -5,6 +5,7 @@ package supervisor
 import (
 	"runtime"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,11 +18,14 @@ import (
 // would kill them.
 var forkSignals = []syscall.Signal{syscall.SIGUSR2, syscall.SIGWINCH}
 
+// sigset is the set of sigs. Sigset_t's words are 64 bits wide on 64-bit architectures
+// and 32 on the others.
 func sigset(sigs ...syscall.Signal) *unix.Sigset_t {
 	var s unix.Sigset_t
+	const bits = uint(8 * unsafe.Sizeof(s.Val[0]))
 	for _, sig := range sigs {
 		n := uint(sig) - 1
-		s.Val[n/64] |= 1 << (n % 64)
+		s.Val[n/bits] |= 1 << (n % bits)
 	}
 	return &s
 }

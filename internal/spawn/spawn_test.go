@@ -139,7 +139,8 @@ func TestSignals(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	var block, old unix.Sigset_t
 	for _, s := range []syscall.Signal{syscall.SIGUSR2, syscall.SIGWINCH} {
-		block.Val[(s-1)/64] |= 1 << ((s - 1) % 64)
+		const bits = syscall.Signal(8 * unsafe.Sizeof(block.Val[0])) // 32 on 32-bit architectures
+		block.Val[(s-1)/bits] |= 1 << ((s - 1) % bits)
 	}
 	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &block, &old); err != nil {
 		t.Fatal(err)
