@@ -34,6 +34,7 @@ var bin struct {
 	baton  string // version v1
 	baton2 string // version v2: the "new binary" of an upgrade
 	hello  string
+	reach  string // labtest/internal/reach: another user trying the master's sockets
 	self   string // this test binary, for the helpers
 }
 
@@ -44,9 +45,6 @@ func TestMain(m *testing.M) {
 		return
 	case "worker":
 		testWorkerMain()
-		return
-	case "reach":
-		reachMain()
 		return
 	}
 	os.Exit(buildAndRun(m))
@@ -64,11 +62,13 @@ func buildAndRun(m *testing.M) int {
 	bin.baton = filepath.Join(dir, "baton-v1")
 	bin.baton2 = filepath.Join(dir, "baton-v2")
 	bin.hello = filepath.Join(dir, "hello")
+	bin.reach = filepath.Join(dir, "reach")
 	bin.self, _ = os.Executable()
 	for _, b := range []struct{ out, pkg, ldflags string }{
 		{bin.baton, "../cmd/baton", "-X main.version=v1"},
 		{bin.baton2, "../cmd/baton", "-X main.version=v2"},
 		{bin.hello, "../examples/hello", ""},
+		{bin.reach, "../labtest/internal/reach", ""},
 	} {
 		cmd := exec.Command("go", "build", "-o", b.out, "-ldflags", b.ldflags, b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as shipped

@@ -246,8 +246,15 @@ func (f *fault) plant(name, target string) {
 // notifySocket returns the NOTIFY_SOCKET a live worker of master was given.
 func (f *fault) notifySocket(master int) string {
 	f.t.Helper()
+	return workerNotifySocket(f.t, master)
+}
+
+// workerNotifySocket returns the NOTIFY_SOCKET a live worker of master was given, waiting
+// for one to show it.
+func workerNotifySocket(t *testing.T, master int) string {
+	t.Helper()
 	var addr string
-	waitFor(f.t, 20*time.Second, func() bool {
+	waitFor(t, 20*time.Second, func() bool {
 		for _, w := range workersOf(master) {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", w))
 			for _, kv := range strings.Split(string(b), "\x00") {

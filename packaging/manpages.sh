@@ -23,10 +23,9 @@ md2man=${GO_MD2MAN:-go-md2man}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# table FILE FIRSTHEADER: the table as a definition list.
-table() {
-	awk -v first="| $2 |" '
-	# esc: < and > outside `code` escaped, or go-md2man takes <word> for HTML and drops it.
+# esc, an awk function both programs below start with: < and > outside `code` escaped, or
+# go-md2man takes <word> for HTML and drops it.
+esc='
 	function esc(s,   n, i, part, out) {
 		n = split(s, part, "`")
 		for (i = 1; i <= n; i++) {
@@ -34,7 +33,11 @@ table() {
 			out = out (i > 1 ? "`" : "") part[i]
 		}
 		return out
-	}
+	}'
+
+# table FILE FIRSTHEADER: the table as a definition list.
+table() {
+	awk -v first="| $2 |" "$esc"'
 	function cells(line, a,   n, i) {
 		gsub(/\\\|/, "\001", line)
 		sub(/^\| */, "", line); sub(/ *\|$/, "", line)
@@ -60,16 +63,7 @@ table() {
 # keys FILE: a TOML reference file, commented, as markdown: each [table] a subsection,
 # each key (set or commented out, `# key = value`) its value and the comment above it.
 keys() {
-	awk '
-	# esc: < and > outside `code` escaped, or go-md2man takes <word> for HTML and drops it.
-	function esc(s,   n, i, part, out) {
-		n = split(s, part, "`")
-		for (i = 1; i <= n; i++) {
-			if (i % 2) { gsub(/</, "\\<", part[i]); gsub(/>/, "\\>", part[i]) }
-			out = out (i > 1 ? "`" : "") part[i]
-		}
-		return out
-	}
+	awk "$esc"'
 	function flush_keys() {
 		if (nk == 0) return
 		line = ""

@@ -75,3 +75,10 @@ func BenchmarkGroupHasOthers(b *testing.B) {
 		}
 	}
 }
+
+// groupHasOthers reports whether the group pgid has a live member other than its leader.
+func groupHasOthers(pgid int) bool {
+	g := map[int]bool{pgid: false}
+	groupsHaveOthers(g)
+	return g[pgid]
+}

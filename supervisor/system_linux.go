@@ -189,13 +189,6 @@ func (s *osSystem) groupsLinger(ws []*worker) []bool {
 	return r
 }
 
-// groupHasOthers reports whether the group pgid has a live member other than its leader.
-func groupHasOthers(pgid int) bool {
-	g := map[int]bool{pgid: false}
-	groupsHaveOthers(g)
-	return g[pgid]
-}
-
 // groupsHaveOthers sets pgids[g] for each group g (led by the process g) that has a live
 // member other than its leader.
 func groupsHaveOthers(pgids map[int]bool) {
