@@ -456,7 +456,8 @@ func (m *Master) waitBound(verb string) time.Duration {
 		// within start_timeout, or the one that is not is stopped (stop_timeout) and the
 		// reload fails. A new config with a longer start_timeout can take longer: the
 		// client then hears that the reload is still in flight, which is true.
-		return lookupTimeout + w.StartTimeout + w.StopTimeout + waitMargin
+		// Then the trial (reload.soak, the health check) before the old workers retire.
+		return lookupTimeout + w.StartTimeout + w.StopTimeout + probationBound(m.cfg, true) + waitMargin
 	case "stop":
 		// The workers drain (SIGKILL at stop_timeout) while a new master not committed
 		// backs out; then the last replies are written.

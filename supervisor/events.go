@@ -126,12 +126,15 @@ const (
 	tNewMasterKill                  // the new master did not exit after TERM/QUIT: SIGKILL
 	tWatchdog                       // ping systemd's watchdog
 	tProgress                       // new master: send the progress held back by progressEvery
+	tReloadSoak                     // a reload's probation: its soak ran out
+	tCheck                          // a probation: run the health check again
 )
 
 var timerNames = [...]string{
 	tWorkerStart: "worker-start", tWorkerKill: "worker-kill", tWorkerLinger: "worker-linger",
 	tRestart: "restart", tUpgradeReady: "upgrade-ready", tSoak: "soak",
 	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
+	tReloadSoak: "reload-soak", tCheck: "check",
 }
 
 func (k timerKind) String() string { return timerNames[k] }
@@ -145,6 +148,7 @@ type timer struct {
 	p    *pool
 	slot int
 	up   *upgrade
+	pr   *probation
 	at   time.Time // when it was armed (Master.arm): at+d is its deadline, for baton status
 
 	stop func() // set by the system that armed it

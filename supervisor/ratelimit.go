@@ -15,6 +15,7 @@ type rateLimits struct {
 	controlRefused limited
 	progressBad    limited
 	journalStream  limited // a worker that could not connect its own journal stream
+	workerErrno    limited // a worker's ERRNO= outside probation
 }
 
 // limited is one rate-limited log line. The loop owns it.
