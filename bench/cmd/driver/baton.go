@@ -30,11 +30,15 @@ type batonOpts struct {
 	workers   int
 	listeners int
 	commit    string // "auto" (upgrade, reload) or "manual" (rollback)
+	soak      string // upgrade.soak; "" = "0s"
 }
 
 // batonConfig is the TOML configuration of a benchmarked baton: every listener served by
 // every worker, auto commit without soak (the cycle ends when the old master is gone).
-func batonConfig(pidfile, hello, drain string, addrs []string, workers int, commit string, gomaxprocs int) string {
+func batonConfig(pidfile, hello, drain string, addrs []string, workers int, commit, soak string, gomaxprocs int) string {
+	if soak == "" {
+		soak = "0s"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pidfile = %q\n", pidfile)
 	for i, a := range addrs {
@@ -53,9 +57,9 @@ stop_timeout = "30s"
 %s
 [upgrade]
 commit = %q
-soak = "0s"
+soak = %q
 timeout = "120s"
-`, hello, drain, workers, workerEnv(gomaxprocs), commit)
+`, hello, drain, workers, workerEnv(gomaxprocs), commit, soak)
 	return b.String()
 }
 
@@ -78,7 +82,7 @@ func (d *driver) startBaton(o batonOpts) (*batonSvc, error) {
 	}
 	b := &batonSvc{d: d, dir: dir, pidfile: filepath.Join(dir, "baton.pid"), addrs: addrs, workers: o.workers}
 	conf := filepath.Join(dir, "baton.toml")
-	if err := os.WriteFile(conf, []byte(batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, d.workerProcs)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, o.soak, d.workerProcs)), 0o644); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "baton.log"))

@@ -188,7 +188,7 @@ func TestReadyDetail(t *testing.T) {
 func TestBatonConfigParses(t *testing.T) {
 	dir := t.TempDir()
 	addrs := []string{"127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003"}
-	text := batonConfig(filepath.Join(dir, "baton.pid"), "/bin/hello", "1s", addrs, 4, "manual", 0)
+	text := batonConfig(filepath.Join(dir, "baton.pid"), "/bin/hello", "1s", addrs, 4, "manual", "", 0)
 	c, err := config.Parse(filepath.Join(dir, "baton.toml"), []byte(text))
 	if err != nil {
 		t.Fatalf("config does not parse: %v\n%s", err, text)

@@ -24,6 +24,7 @@ type report struct {
 	idle              resources
 	scaleW, scaleL    []scalePoint
 	systemd           *systemdRun // nil when the section was not asked for
+	gate              []gateResult
 }
 
 func (r *seriesResult) failed() int64 {
@@ -69,6 +70,11 @@ func (rep *report) failed() bool {
 			if s.err != nil {
 				return true
 			}
+		}
+	}
+	for _, g := range rep.gate {
+		if g.err != nil {
+			return true
 		}
 	}
 	return rep.idle.err != nil
@@ -121,6 +127,9 @@ func (rep *report) write(w io.Writer) {
 	}
 	if len(rep.scaleW)+len(rep.scaleL) > 0 {
 		rep.writeScaling(w)
+	}
+	if len(rep.gate) > 0 {
+		rep.writeGate(w)
 	}
 	rep.writeErrors(w)
 }
@@ -310,8 +319,27 @@ func (rep *report) writeScaling(w io.Writer) {
 	fmt.Fprintln(w)
 }
 
+func (rep *report) writeGate(w io.Writer) {
+	fmt.Fprintf(w, "## Health gate: an upgrade whose new generation fails its probation\n\n")
+	fmt.Fprintf(w, "baton with %d reference workers, `upgrade.soak = \"1h\"` (only the failure can end the upgrade), %d keep-alive clients; USR2 to a config whose workers are ready and then fail. Times from the fault (the crash's own log line; for the check, the new workers' `workers ready`) to the new master's `probation-failed` and to the old master's `upgrade rolled back` (the new master gone), as the driver read the lines.\n\n", rep.d.workers, rep.d.clients)
+	fmt.Fprintf(w, "| case | detected after | rolled back after | failed requests | reason |\n|---|--:|--:|--:|---|\n")
+	for _, g := range rep.gate {
+		if g.err != nil {
+			fmt.Fprintf(w, "| %s | — | — | %d of %d | error: %v |\n", g.name, g.fails, g.requests, g.err)
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %d of %d | %s |\n", g.name, ms(g.detect), ms(g.rolled), g.fails, g.requests, g.reason)
+	}
+	fmt.Fprintln(w)
+}
+
 func (rep *report) writeErrors(w io.Writer) {
 	var errs []string
+	for _, g := range rep.gate {
+		if g.err != nil {
+			errs = append(errs, fmt.Sprintf("health gate %s: %v", g.name, g.err))
+		}
+	}
 	for _, s := range rep.series {
 		if s.err != nil {
 			errs = append(errs, fmt.Sprintf("%s %s %s: %v", s.system, s.kind, s.mode, s.err))
