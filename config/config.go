@@ -51,6 +51,7 @@ type Config struct {
 	Upgrade       Upgrade    // [upgrade]
 	Reload        Reload     // [reload]
 	Health        Health     // [health]
+	Rollout       Rollout    // [rollout]
 	Metrics       Metrics    // [metrics]
 
 	lines map[string]int    // key ("worker.count") -> line in Path where it was set
@@ -109,6 +110,23 @@ type Reload struct {
 	Soak time.Duration
 }
 
+// Values of Rollout.Strategy.
+const (
+	// StrategyAll: every new worker starts beside the old ones; the old ones retire once
+	// every new one is ready (and passed probation).
+	StrategyAll = "all"
+	// StrategyRolling: Rollout.Surge new workers at a time; when they are ready, as many old
+	// ones retire, then the next batch.
+	StrategyRolling = "rolling"
+)
+
+// Rollout says how a new generation's workers replace the old ones (reloads).
+type Rollout struct {
+	Strategy string // key "strategy": "all" (default) | "rolling"
+	Surge    int    // key "surge", default 1: rolling: new workers started at a time (at most count + surge run)
+	Canary   int    // key "canary", default 0: rolling: the first batch, on probation before the rest follows
+}
+
 // Health is the check a new generation must pass while it is on probation (a reload's
 // soak, an upgrade's soak).
 type Health struct {
@@ -165,6 +183,7 @@ func Default() *Config {
 			Soak:    5 * time.Second,
 			Timeout: 60 * time.Second,
 		},
+		Rollout: Rollout{Strategy: StrategyAll, Surge: 1},
 		Health: Health{
 			CheckInterval: time.Second,
 			CheckTimeout:  5 * time.Second,

@@ -105,6 +105,14 @@ func (c *Config) Encode() ([]byte, error) {
 		e.duration("soak", c.Reload.Soak)
 	}
 
+	if r, d := c.Rollout, Default().Rollout; r != d {
+		e.line("")
+		e.line("[rollout]")
+		e.str("strategy", r.Strategy)
+		e.line("surge = " + strconv.Itoa(r.Surge))
+		e.line("canary = " + strconv.Itoa(r.Canary))
+	}
+
 	if h, d := c.Health, Default().Health; h.On() || h.CheckInterval != d.CheckInterval || h.CheckTimeout != d.CheckTimeout || h.CheckFailures != d.CheckFailures {
 		e.line("")
 		e.line("[health]")

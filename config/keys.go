@@ -7,12 +7,13 @@ import (
 
 // The keys of each table, as the file spells them.
 var (
-	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade", "reload", "health", "metrics"}
+	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade", "reload", "health", "rollout", "metrics"}
 	listenKeys  = []string{"name", "network", "address", "mode", "owner", "group", "backlog"}
 	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "restart_delay", "restart_delay_max", "log_identifier"}
 	upgradeKeys = []string{"commit", "soak", "timeout"}
 	reloadKeys  = []string{"soak"}
 	healthKeys  = []string{"check", "check_interval", "check_timeout", "check_failures"}
+	rolloutKeys = []string{"strategy", "surge", "canary"}
 	metricsKeys = []string{"address", "path"}
 )
 
@@ -31,7 +32,7 @@ func (d *decoder) unknownTop(key string, line int, name string) {
 	sections := []struct {
 		header string
 		keys   []string
-	}{{"[worker]", workerKeys}, {"[upgrade]", upgradeKeys}, {"[health]", healthKeys}, {"[metrics]", metricsKeys}, {"[[listen]]", listenKeys}}
+	}{{"[worker]", workerKeys}, {"[upgrade]", upgradeKeys}, {"[health]", healthKeys}, {"[rollout]", rolloutKeys}, {"[metrics]", metricsKeys}, {"[[listen]]", listenKeys}}
 	for _, s := range sections {
 		if contains(s.keys, name) {
 			d.errorf(key, line, "unknown key (it belongs under %s)", s.header)

@@ -170,6 +170,10 @@ func (d *decoder) root(t *node) {
 			if d.table(key, v, "[health]") {
 				d.health(v)
 			}
+		case "rollout":
+			if d.table(key, v, "[rollout]") {
+				d.rollout(v)
+			}
 		case "metrics":
 			if d.table(key, v, "[metrics]") {
 				d.metrics(v)
@@ -348,6 +352,31 @@ func (d *decoder) health(t *node) {
 			}
 		default:
 			d.unknown(key, v.line, k, healthKeys)
+		}
+	}
+}
+
+func (d *decoder) rollout(t *node) {
+	r := &d.c.Rollout
+	for _, k := range t.keys {
+		v := t.fields[k]
+		key := "rollout." + keyString([]string{k})
+		d.c.lines[key] = v.line
+		switch k {
+		case "strategy":
+			if s, ok := d.str(key, v); ok {
+				r.Strategy = s
+			}
+		case "surge":
+			if n, ok := d.integer(key, v); ok {
+				r.Surge = n
+			}
+		case "canary":
+			if n, ok := d.integer(key, v); ok {
+				r.Canary = n
+			}
+		default:
+			d.unknown(key, v.line, k, rolloutKeys)
 		}
 	}
 }

@@ -104,6 +104,7 @@ func (c *Config) validate(requireCommand bool) errorList {
 	k.upgrade()
 	k.reload()
 	k.health()
+	k.rollout()
 	k.metrics()
 	return k.errs
 }
@@ -265,6 +266,24 @@ func (k *checker) health() {
 	k.positive("health.check_timeout", h.CheckTimeout)
 	if h.CheckFailures < 1 || h.CheckFailures > MaxCheckFailures {
 		k.errorf("health.check_failures", "must be from 1 to %d (got %d)", MaxCheckFailures, h.CheckFailures)
+	}
+}
+
+func (k *checker) rollout() {
+	r, n := &k.c.Rollout, k.c.Worker.Count
+	if r.Strategy != StrategyAll && r.Strategy != StrategyRolling {
+		k.errorf("rollout.strategy", "must be %q or %q (got %q)", StrategyAll, StrategyRolling, r.Strategy)
+	}
+	if r.Surge < 1 || r.Surge > MaxWorkers {
+		k.errorf("rollout.surge", "must be from 1 to %d (got %d)", MaxWorkers, r.Surge)
+	}
+	if r.Canary < 0 || r.Canary > MaxWorkers {
+		k.errorf("rollout.canary", "must be from 0 to %d (got %d)", MaxWorkers, r.Canary)
+	} else if r.Canary > 0 && n > 0 && r.Canary >= n {
+		k.errorf("rollout.canary", "must be less than worker.count (%d): the canary is the first part of the new workers (got %d)", n, r.Canary)
+	}
+	if r.Strategy == StrategyAll && r.Canary > 0 {
+		k.errorf("rollout.canary", "needs strategy = %q", StrategyRolling)
 	}
 }
 

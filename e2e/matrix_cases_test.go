@@ -19,7 +19,7 @@ import (
 func faultCases() []faultCase {
 	var cs []faultCase
 	for _, group := range [][]faultCase{masterFaults(), stormCases(), workerCases(), notifyCases(),
-		controlCases(), pidFileCases(), configCases(), nofileCases(), probationCases()} {
+		controlCases(), pidFileCases(), configCases(), nofileCases(), probationCases(), rollingCases()} {
 		cs = append(cs, group...)
 	}
 	return cs
@@ -881,6 +881,49 @@ check_failures = 1`})
 				f.write(conf{health: fmt.Sprintf("check = [%q]", ok)})
 				f.usr2(f.first)
 				f.gone(f.first)
+			}},
+	}
+}
+
+// rollingCases: reloads with [rollout] strategy = "rolling", under load: the old workers
+// retire batch by batch, and a failure mid-way brings the replaced ones back before the
+// new ones retire.
+func rollingCases() []faultCase {
+	const rolling = "strategy = \"rolling\"\nsurge = 1"
+	return []faultCase{
+		{name: "reload-rolling", kind: "rolling", fast: true, conf: conf{count: 4, rollout: rolling}, end: end{gen: 1, count: 4},
+			steps: func(f *fault) {
+				f.write(conf{count: 4, rollout: rolling})
+				if l := f.hup(f.first); !strings.Contains(l, "reload complete") {
+					f.t.Errorf("rolling reload: %s", l)
+				}
+				batches := f.linesOf(f.first, `msg="reload: starting a batch of new workers"`)
+				retired := f.linesOf(f.first, `msg="reload: old workers retire for the new ones"`)
+				if len(batches) != 4 || len(retired) != 4 {
+					f.t.Errorf("4 workers, surge 1: %d batches started, %d retirements, want 4 and 4", len(batches), len(retired))
+				}
+			}},
+		{name: "reload-rolling-canary-keep-alive", kind: "rolling", load: keepAlive, conf: conf{count: 4}, end: end{gen: 1, count: 4},
+			steps: func(f *fault) {
+				f.write(conf{count: 4, reloadSoak: "300ms", rollout: "strategy = \"rolling\"\nsurge = 2\ncanary = 1"})
+				if l := f.hup(f.first); !strings.Contains(l, "reload complete") {
+					f.t.Errorf("rolling reload with a canary: %s", l)
+				}
+				if len(f.linesOf(f.first, `msg="reload: the canary is ready; probation before the rest"`)) != 1 {
+					f.t.Errorf("no canary probation")
+				}
+			}},
+		{name: "reload-rolling-fails-midway", kind: "rolling", conf: conf{count: 4}, end: end{gen: 1, count: 4},
+			steps: func(f *fault) {
+				// New worker 3 exits right after READY=1 (its old worker 3 has just retired
+				// for it), once workers 1 and 2 replaced theirs: the old workers 1, 2 and 3
+				// start again, the new ones serve until they are ready, then retire.
+				f.write(conf{count: 4, mode: "ready-exit", slot: 3, rollout: rolling})
+				l := f.hup(f.first)
+				if !strings.Contains(l, "reload failed") || !strings.Contains(l, "new worker 3") {
+					f.t.Errorf("rolling reload with a failing worker 3: %s", l)
+				}
+				f.wait(`msg="rolling reload failed; the old workers it replaced start again`, f.first, `slots="\[1 2 3\]"`)
 			}},
 	}
 }

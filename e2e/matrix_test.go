@@ -83,6 +83,7 @@ type conf struct {
 	worker       string // more [worker] lines
 	reloadSoak   string // reload.soak, default 0s
 	health       string // [health] lines; "" = none
+	rollout      string // [rollout] lines; "" = none (strategy "all")
 	raw          string // the whole file instead of all of the above
 }
 
@@ -150,9 +151,12 @@ soak = %q
 
 [health]
 %s
+
+[rollout]
+%s
 `, s.addr, strings.Join(quoted, ", "), count, env, or(c.ready, "notify"), or(c.stopSignal, "TERM"),
 		or(c.stopTimeout, "5s"), or(c.startTimeout, "10s"), c.worker, or(c.commit, "auto"), or(c.soak, "0s"), or(c.timeout, "30s"),
-		or(c.reloadSoak, "0s"), c.health)
+		or(c.reloadSoak, "0s"), c.health, c.rollout)
 }
 
 func shellQuote(args ...string) string {

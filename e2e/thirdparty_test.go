@@ -22,9 +22,9 @@ import (
 // and http.server close every connection anyway) and with its checks:
 //
 //  1. baton with 2 workers, TAG=1 in their env; the load starts;
-//  2. HUP with TAG=2 in the config: a new pool of generation 1 replaces the first, after a
-//     probation (reload.soak) during which a [health] check (python3's urllib, a GET of
-//     the service) must pass;
+//  2. HUP with TAG=2 in the config: a new pool of generation 1 replaces the first, rolling
+//     (a canary worker first, on probation: reload.soak, during which a [health] check,
+//     python3's urllib GET of the service, must pass; then the other);
 //  3. USR2: a new master, generation 2, committed after a short soak, its check passed;
 //  4. the load stops (connections the kernel queued when the last listener closes would be
 //     reset: the matrix's whyStopped); `baton stop --wait`; the reaper exits: nothing of
@@ -155,8 +155,8 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 	if got := f.hup(first); !strings.Contains(got, `msg="reload complete"`) {
 		t.Fatalf("HUP: %s", got)
 	}
-	if len(f.linesOf(first, `msg="probation: the reload's new workers are on trial"`)) != 1 {
-		t.Errorf("the reload was not on probation")
+	if len(f.linesOf(first, `msg="reload: the canary is ready; probation before the rest"`)) != 1 {
+		t.Errorf("the reload's canary was not on probation")
 	}
 	if master, st := f.settle(base); master != first || st.Generation != 1 {
 		t.Fatalf("after HUP: master %d generation %d in charge, want %d generation 1", master, st.Generation, first)
@@ -217,6 +217,10 @@ soak = "300ms"
 [health]
 check = [%q, "-c", "import sys, urllib.request; urllib.request.urlopen('http://' + sys.argv[1] + '/', timeout=2)", %q]
 check_interval = "100ms"
+
+[rollout]
+strategy = "rolling"
+canary = 1
 `, s.addr, strings.Join(cmd, ", "), tag, tp.env, tp.ready, python3, s.addr)
 }
 

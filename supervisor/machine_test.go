@@ -387,8 +387,8 @@ func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
 	// passed has said ready.
 	var trials []*probation
 	if r := m.reload; r != nil && r.probation != nil {
-		if r.pool == nil || !r.pool.allReady() || r.probation.pool != r.pool {
-			fail("reload on trial before every new worker is ready")
+		if r.pool == nil || r.probation.pool != r.pool || (r.roll == nil && !r.pool.allReady()) || (r.roll != nil && !r.roll.batchReady(r.pool)) {
+			fail("reload on trial before every new worker (of its canary) is ready")
 		}
 		trials = append(trials, r.probation)
 	}
@@ -440,6 +440,8 @@ func timerOwned(m *Master, t *timer) bool {
 		return t.pr.soak == t && m.reload != nil && m.reload.probation == t.pr
 	case tCheck:
 		return t.pr.next == t && m.onProbation(t.pr.pool) == t.pr
+	case tRollBack:
+		return m.reload != nil && m.reload.roll != nil && m.reload.roll.timer == t && m.reload.roll.back
 	}
 	return false
 }
@@ -457,6 +459,12 @@ func TestRandomSequences(t *testing.T) {
 		var edit []func(*config.Config)
 		if seed%3 == 0 {
 			edit = append(edit, withCheck) // probation with a check and a reload soak
+		}
+		if seed%5 < 2 {
+			edit = append(edit, func(c *config.Config) { // rolling reloads, with a canary every other time
+				c.Worker.Count = 3
+				c.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: 1, Canary: seed % 2}
+			})
 		}
 		m, s := reach(t, start, edit...)
 		var trail []string

@@ -381,6 +381,8 @@ func (m *Master) onTimer(t *timer) {
 		m.onReloadSoak(t.pr, t)
 	case tCheck:
 		m.onCheckTimer(t.pr, t)
+	case tRollBack:
+		m.onRollBackTimeout(t)
 	case tProgress:
 		if t == m.progress.timer {
 			m.progress.timer = nil

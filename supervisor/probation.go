@@ -190,7 +190,11 @@ func (m *Master) advance(pr *probation) {
 	}
 	switch {
 	case pr.reload:
-		if pr.soakOver && m.reload != nil && m.reload.probation == pr {
+		if r := m.reload; pr.soakOver && r != nil && r.probation == pr {
+			if r.roll != nil && !r.roll.done(r.pool) {
+				m.rollOn(r) // the canary passed
+				return
+			}
 			m.commitReload()
 		}
 	case m.role == roleJoining && m.probation == pr:
@@ -204,7 +208,7 @@ func (m *Master) failProbation(pr *probation, reason string) {
 	m.log.Error("probation failed: "+reason, "pool", pr.pool.id, "event", "probation-failed")
 	switch {
 	case pr.reload:
-		m.failReload(reason)
+		m.reloadWorkerFailed(reason)
 	default:
 		m.failStart(reason)
 	}

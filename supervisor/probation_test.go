@@ -284,3 +284,146 @@ func sentReason(s *fakeSystem, typ, reason string) bool {
 	}
 	return false
 }
+
+// A rolling reload, driven to its end: at every step at most count + max(surge, canary)
+// workers run (draining ones included), never fewer than count are ready (the old and the
+// new together), and the old slots retire in order, batch by batch.
+func TestRollingReload(t *testing.T) {
+	tests := []struct {
+		name                 string
+		count, surge, canary int
+		soak                 time.Duration
+		check                bool
+	}{
+		{"surge 1", 4, 1, 0, 0, false},
+		{"surge 2", 4, 2, 0, 0, false},
+		{"surge past count", 3, 5, 0, 0, false},
+		{"canary 1 with soak, surge 2", 4, 2, 1, 5 * time.Second, false},
+		{"canary 2 with check", 5, 1, 2, 0, true},
+		{"canary without soak or check", 4, 1, 1, 0, false},
+		{"no canary, soak at the end", 4, 2, 0, 5 * time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, s := reach(t, roleServing, func(c *config.Config) { c.Worker.Count = tt.count })
+			old := m.current
+			cfg := *m.cfg
+			cfg.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: tt.surge, Canary: tt.canary}
+			cfg.Reload.Soak = tt.soak
+			if tt.check {
+				cfg.Health.Check = []string{"/bin/smoke"}
+			}
+			var answers []string
+			m.reloadWaiters = append(m.reloadWaiters, func(r ControlReply) { answers = append(answers, r.Error) })
+			m.handle(sigEvent{syscall.SIGHUP})
+			m.handle(configLoaded{seq: s.loads[0], cfg: &cfg, stamp: "1"})
+			s.loads = nil
+			most := tt.count + max(tt.surge, tt.canary)
+			for step := 0; m.reload != nil; step++ {
+				if step > 100 {
+					t.Fatalf("the reload does not end: %q", s.effects)
+				}
+				running, ready := 0, 0
+				for _, p := range m.allPools() {
+					running += len(p.all())
+					if !p.retiring {
+						ready += p.readyCount()
+					}
+				}
+				if running > most {
+					t.Fatalf("step %d: %d workers run, at most %d wanted", step, running, most)
+				}
+				if ready < tt.count && step > 0 {
+					t.Fatalf("step %d: %d ready, want at least %d", step, ready, tt.count)
+				}
+				checkInvariants(t, m, s)
+				// One thing happens at a time: new workers ready, old ones gone, the trial.
+				switch {
+				case len(s.checks) > 0:
+					s.answerChecks(m, nil)
+				case len(s.armedOf(tReloadSoak)) > 0:
+					fireAll(s, tReloadSoak)
+				case len(m.retiring) > 0:
+					exitRetiring(m)
+				default:
+					readyOne(m)
+				}
+			}
+			if len(answers) != 1 || answers[0] != "" {
+				t.Fatalf("reload answered %q, want success", answers)
+			}
+			if m.current == old || len(m.current.live()) != tt.count || !old.retiring && len(old.live()) > 0 {
+				t.Errorf("after the reload: current %d (old %d), %d live", m.current.id, old.id, len(m.current.live()))
+			}
+			if tt.canary > 0 && (tt.soak > 0 || tt.check) && !hasEffect(s, 0, "check 1") && tt.check {
+				t.Errorf("the canary had no check")
+			}
+		})
+	}
+}
+
+// A rolling reload that fails mid-way brings the old workers it replaced back first, and
+// retires the new ones only once the old pool is ready again: never fewer than count ready.
+func TestRollingReloadFails(t *testing.T) {
+	m, s := reach(t, roleServing, func(c *config.Config) { c.Worker.Count = 4 })
+	old := m.current
+	cfg := *m.cfg
+	cfg.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: 1}
+	var answers []string
+	m.reloadWaiters = append(m.reloadWaiters, func(r ControlReply) { answers = append(answers, r.Error) })
+	m.handle(sigEvent{syscall.SIGHUP})
+	m.handle(configLoaded{seq: s.loads[0], cfg: &cfg, stamp: "1"})
+	s.loads = nil
+	readyAll(m)     // new slot 1 ready: old slot 1 retires
+	exitRetiring(m) // gone: new slot 2 starts
+	readyAll(m)     // ready: old slot 2 retires
+	exitRetiring(m) // new slot 3 starts
+	if got := len(old.live()); got != 2 {
+		t.Fatalf("old workers left: %d, want 2", got)
+	}
+	newPool := m.reload.pool
+	m.handle(workerExit{w: newPool.workers[0], status: exitStatus{known: true, code: 1}}) // new slot 1 fails
+	if m.reload == nil || !m.reload.roll.back || len(old.live()) != 4 {
+		t.Fatalf("after the failure: reload %v, old live %d, want rolling back with 4 old", m.reload != nil, len(old.live()))
+	}
+	if newPool.retiring || len(answers) != 0 {
+		t.Fatalf("the new workers retire before the old ones are back (answers %q)", answers)
+	}
+	checkInvariants(t, m, s)
+	readyAll(m) // the old slots 1 and 2 are ready again (and new slot 3)
+	if m.reload != nil || !newPool.retiring || m.current != old {
+		t.Fatalf("old pool ready again: reload %v, new pool retiring %v", m.reload != nil, newPool.retiring)
+	}
+	if len(answers) != 1 || !strings.Contains(answers[0], "new worker 1") {
+		t.Fatalf("reload answered %q, want the failure of new worker 1", answers)
+	}
+	checkInvariants(t, m, s)
+
+	// The same, but the old workers never get ready again: the bound ends the wait.
+	m2, s2 := reach(t, roleServing, func(c *config.Config) { c.Worker.Count = 2 })
+	cfg2 := *m2.cfg
+	cfg2.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: 1}
+	m2.handle(sigEvent{syscall.SIGHUP})
+	m2.handle(configLoaded{seq: s2.loads[0], cfg: &cfg2, stamp: "1"})
+	readyAll(m2)
+	exitRetiring(m2)
+	m2.handle(workerExit{w: m2.reload.pool.workers[0], status: exitStatus{known: true, code: 1}})
+	if m2.reload == nil || len(s2.armedOf(tRollBack)) != 1 {
+		t.Fatalf("no roll-back bound armed")
+	}
+	fireAll(s2, tRollBack)
+	if m2.reload != nil {
+		t.Fatalf("the bound did not end the reload")
+	}
+	checkInvariants(t, m2, s2)
+}
+
+// readyOne makes the first starting worker of the reload's pool say READY=1.
+func readyOne(m *Master) {
+	for _, w := range m.reload.pool.live() {
+		if w.state == workerStarting {
+			m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: []sdnotify.Field{{Key: "READY", Value: "1"}}}})
+			return
+		}
+	}
+}

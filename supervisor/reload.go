@@ -24,6 +24,7 @@ type reload struct {
 	cfg       *config.Config
 	pool      *pool
 	probation *probation          // every new worker is ready: on trial until it commits (probation.go)
+	roll      *rolling            // a rolling reload's progress (rolling.go); nil: all at once
 	listeners []*fdstore.Listener // the set after the reload
 	unused    []*fdstore.Listener // current listeners the new config drops: closed on success
 	opened    []*fdstore.Listener // opened for this reload: closed on failure
@@ -105,6 +106,10 @@ func (m *Master) onConfigLoaded(ev configLoaded) {
 		return
 	}
 	r.pool = p
+	if m.rollingOK(ev.cfg) {
+		m.startRolling(r)
+		return
+	}
 	m.log.Info("reload: starting new workers", "pool", p.id, "workers", len(p.workers))
 	m.spawnAll(p)
 }
@@ -134,6 +139,9 @@ func (m *Master) commitReload() {
 	r := m.reload
 	m.reload = nil
 	m.endProbation(r.probation)
+	if r.roll != nil {
+		disarm(r.roll.timer)
+	}
 	if old := m.current; old != nil {
 		if m.probation != nil && m.probation.pool == old {
 			m.probation.pool = r.pool // a new master's trial goes on with its new workers
@@ -172,6 +180,9 @@ func (m *Master) failReload(reason string) {
 	r := m.reload
 	m.reload = nil
 	m.endProbation(r.probation)
+	if r.roll != nil {
+		disarm(r.roll.timer)
+	}
 	if r.pool != nil {
 		m.retire(r.pool, false)
 	}

@@ -272,6 +272,12 @@ func (m *Master) step(now time.Time) *Step {
 			if deadline = pr.soak; deadline != nil {
 				s.Text += "; the old ones retire in %s"
 			}
+		} else if ro, p := m.reload.roll, m.reload.pool; ro != nil {
+			s.Text = "reloading: " + ro.describe(p)
+			if ro.timer != nil {
+				deadline = ro.timer
+				s.Text += " (the new ones retire in %s at the latest)"
+			}
 		} else if p := m.reload.pool; p != nil {
 			s.Text = fmt.Sprintf("reloading: %d of %d new workers ready", p.readyCount(), len(p.workers))
 			if deadline = p.startDeadline(); deadline != nil {

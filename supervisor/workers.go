@@ -271,16 +271,20 @@ func (m *Master) poolChanged(p *pool) {
 				if x == p {
 					m.retiring = append(m.retiring[:i:i], m.retiring[i+1:]...)
 					m.sys.trimMemory() // a generation is gone: what it cost is garbage
+					m.rollDrained(p)
 					m.drained()
 					break
 				}
 			}
 		}
 	case m.reload != nil && p == m.reload.pool:
-		if p.allReady() {
+		if m.reload.roll != nil {
+			m.rollChanged(m.reload)
+		} else if p.allReady() {
 			m.reloadReady()
 		}
 	case p == m.current:
+		m.rolledBackMaybe(p)
 		if !p.ready && p.allReady() {
 			p.ready = true
 			m.log.Info("workers ready", "workers", len(p.workers), "pool", p.id)
@@ -348,8 +352,10 @@ func (m *Master) failed(p *pool, slot int, reason string, readyAt time.Time) {
 	case p.retiring:
 	case m.reload != nil && p == m.reload.pool && m.reload.probation != nil:
 		m.failProbation(m.reload.probation, fmt.Sprintf("new worker %d %s during probation", slot, reason))
+	case m.reload != nil && p == m.reload.pool && m.reload.roll != nil && m.reload.roll.back:
+		// Rolling back already: the new workers serve until the old ones are back.
 	case m.reload != nil && p == m.reload.pool:
-		m.failReload(fmt.Sprintf("new worker %d %s before every new worker was ready", slot, reason))
+		m.reloadWorkerFailed(fmt.Sprintf("new worker %d %s before the reload was complete", slot, reason))
 	case m.probation != nil && p == m.probation.pool:
 		m.failProbation(m.probation, fmt.Sprintf("worker %d %s during probation", slot, reason))
 	case m.role == roleJoining && p == m.current && !p.ready:
