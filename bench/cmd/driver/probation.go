@@ -52,7 +52,9 @@ var gateCases = []gateCase{
 		// A check that always fails, with the defaults (every 1 s, 3 failures in a row): the
 		// fault is there from the moment the workers are ready.
 		name: "check fails (defaults: 1 s, 3 in a row)", fault: "workers ready",
-		worker: func(d *driver) string { return fmt.Sprintf("command = [%q, \"-drain\", %q]", d.hello, d.drain.String()) },
+		worker: func(d *driver) string {
+			return fmt.Sprintf("command = [%q, \"-drain\", %q]", d.hello, d.drain.String())
+		},
 		health: "check = [\"/bin/sh\", \"-c\", \"echo backend down; exit 1\"]\n",
 	},
 }
