@@ -31,11 +31,18 @@ type batonOpts struct {
 	listeners int
 	commit    string // "auto" (upgrade, reload) or "manual" (rollback)
 	soak      string // upgrade.soak; "" = "0s"
+	command   string // the [worker] command line; "" = the reference worker
+	extra     string // TOML appended to the config
 }
 
 // batonConfig is the TOML configuration of a benchmarked baton: every listener served by
 // every worker, auto commit without soak (the cycle ends when the old master is gone).
 func batonConfig(pidfile, hello, drain string, addrs []string, workers int, commit, soak string, gomaxprocs int) string {
+	return batonConfigWith(pidfile, fmt.Sprintf("command = [%q, \"-drain\", %q, \"-names\", \"*\"]", hello, drain), addrs, workers, commit, soak, gomaxprocs)
+}
+
+// batonConfigWith is batonConfig with the worker's command line given.
+func batonConfigWith(pidfile, command string, addrs []string, workers int, commit, soak string, gomaxprocs int) string {
 	if soak == "" {
 		soak = "0s"
 	}
@@ -50,7 +57,7 @@ func batonConfig(pidfile, hello, drain string, addrs []string, workers int, comm
 	}
 	fmt.Fprintf(&b, `
 [worker]
-command = [%q, "-drain", %q, "-names", "*"]
+%s
 count = %d
 start_timeout = "60s"
 stop_timeout = "30s"
@@ -59,7 +66,7 @@ stop_timeout = "30s"
 commit = %q
 soak = %q
 timeout = "120s"
-`, hello, drain, workers, workerEnv(gomaxprocs), commit, soak)
+`, command, workers, workerEnv(gomaxprocs), commit, soak)
 	return b.String()
 }
 
@@ -82,7 +89,11 @@ func (d *driver) startBaton(o batonOpts) (*batonSvc, error) {
 	}
 	b := &batonSvc{d: d, dir: dir, pidfile: filepath.Join(dir, "baton.pid"), addrs: addrs, workers: o.workers}
 	conf := filepath.Join(dir, "baton.toml")
-	if err := os.WriteFile(conf, []byte(batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, o.soak, d.workerProcs)), 0o644); err != nil {
+	text := batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, o.soak, d.workerProcs)
+	if o.command != "" {
+		text = batonConfigWith(b.pidfile, o.command, addrs, o.workers, o.commit, o.soak, d.workerProcs)
+	}
+	if err := os.WriteFile(conf, []byte(text+o.extra), 0o644); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "baton.log"))

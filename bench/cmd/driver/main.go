@@ -98,7 +98,7 @@ func run(args []string) int {
 	fs.IntVar(&d.scaleCycles, "scale-cycles", 10, "cycles of each kind per scaling point")
 	fs.StringVar(&scaleW, "scale-workers", "1,4,16,64", "worker counts of the scaling table")
 	fs.StringVar(&scaleL, "scale-listeners", "1,16,256", "listener counts of the scaling table")
-	fs.StringVar(&sections, "sections", "systemd,cycles,throughput,resources,scaling,gate", "which parts to run")
+	fs.StringVar(&sections, "sections", "systemd,cycles,throughput,resources,scaling,gate,memory", "which parts to run")
 	fs.StringVar(&d.labScript, "lab", defaultLab(), "the systemd-lab script, for the systemd section (default $LAB, else ../shared/systemd-lab/lab)")
 	fs.StringVar(&d.labRoot, "lab-root", "host", "LAB_ROOT of the systemd section's lab (host: this machine's systemd)")
 	fs.StringVar(&d.unitsDir, "units", "units", "the `dir` of baton@.service and baton@.socket")
@@ -191,6 +191,9 @@ func run(args []string) int {
 	}
 	if d.has("gate") {
 		rep.gate = d.healthGate()
+	}
+	if d.has("memory") {
+		rep.memory = d.memorySection()
 	}
 	rep.finished = time.Now()
 	rep.loadEnd = loadAvg()

@@ -25,6 +25,7 @@ type report struct {
 	scaleW, scaleL    []scalePoint
 	systemd           *systemdRun // nil when the section was not asked for
 	gate              []gateResult
+	memory            []memRun
 }
 
 func (r *seriesResult) failed() int64 {
@@ -74,6 +75,11 @@ func (rep *report) failed() bool {
 	}
 	for _, g := range rep.gate {
 		if g.err != nil {
+			return true
+		}
+	}
+	for _, r := range rep.memory {
+		if r.err != nil {
 			return true
 		}
 	}
@@ -130,6 +136,9 @@ func (rep *report) write(w io.Writer) {
 	}
 	if len(rep.gate) > 0 {
 		rep.writeGate(w)
+	}
+	if len(rep.memory) > 0 {
+		rep.writeMemory(w)
 	}
 	rep.writeErrors(w)
 }
@@ -333,8 +342,27 @@ func (rep *report) writeGate(w io.Writer) {
 	fmt.Fprintln(w)
 }
 
+func (rep *report) writeMemory(w io.Writer) {
+	fmt.Fprintf(w, "## Memory of a reload: all at once against rolling\n\n")
+	fmt.Fprintf(w, "baton with %d workers, each python3's http.server on fd 3 holding %d MiB of written bytes, 8 clients (a new connection per request); one reload each. RSS of the master and every process under it, sampled every 10 ms from HUP until the old workers are gone, against the same just before.\n\n", memWorkers, memBallast)
+	fmt.Fprintf(w, "| strategy | steady | peak | peak / steady | most workers at once | reload took | failed requests |\n|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rep.memory {
+		if r.err != nil {
+			fmt.Fprintf(w, "| %s | — | — | — | — | — | error: %v |\n", r.name, r.err)
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %d MiB | %d MiB | %.2f | %d | %s | %d of %d |\n", r.name, r.steady>>10, r.peak>>10, ratio(r.peak, r.steady), r.most, ms(r.took), r.fails, r.requests)
+	}
+	fmt.Fprintln(w)
+}
+
 func (rep *report) writeErrors(w io.Writer) {
 	var errs []string
+	for _, r := range rep.memory {
+		if r.err != nil {
+			errs = append(errs, fmt.Sprintf("memory %s: %v", r.name, r.err))
+		}
+	}
 	for _, g := range rep.gate {
 		if g.err != nil {
 			errs = append(errs, fmt.Sprintf("health gate %s: %v", g.name, g.err))
