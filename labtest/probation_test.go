@@ -95,6 +95,25 @@ for p in $BATON_WORKER_PIDS; do [ -d /proc/$p ] || { echo "worker $p gone"; exit
 				t.Errorf("the passing check failed: %s", f[0])
 			}
 
+			// A rolling reload with a canary on trial: through, batch by batch.
+			c.Workers = 3
+			c.Extra = fmt.Sprintf("[reload]\nsoak = \"500ms\"\n\n[rollout]\nstrategy = \"rolling\"\ncanary = 1\n\n[health]\ncheck = [%q]\ncheck_interval = \"200ms\"\n", ok)
+			in.writeConfig(c)
+			c4 := cursor(t)
+			if _, errOut, rc := runRC(t, "systemctl", "reload", in.Name); rc != 0 {
+				t.Fatalf("systemctl reload, rolling with a canary: exit %d: %s", rc, errOut)
+			}
+			es = journal(t, in.Name, c4)
+			// 2 old workers, 3 new: slots 1 and 2 replace theirs, one batch each; slot 3 has no
+			// old worker to retire.
+			if n := len(withMsg(es, "reload: old workers retire for the new ones")); n != 2 {
+				t.Errorf("rolling reload from 2 to 3 workers: %d retirements in the journal, want 2 (one per batch)", n)
+			}
+			if len(withMsg(es, "reload: the canary is ready; probation before the rest")) != 1 {
+				t.Errorf("rolling reload: no canary probation in the journal")
+			}
+			c.Workers = 2
+
 			// An upgrade whose new master's check fails: rolled back, `--wait` says why.
 			c.Extra = failing
 			in.writeConfig(c)
