@@ -86,7 +86,9 @@ for p in $BATON_WORKER_PIDS; do [ -d /proc/$p ] || { echo "worker $p gone"; exit
 				t.Fatalf("systemctl reload with a passing check: exit %d: %s", rc, errOut)
 			}
 			es = journal(t, in.Name, c2)
-			trial := slices.IndexFunc(es, func(e entry) bool { return strings.HasPrefix(e.Msg(), "probation: the reload's new workers are on trial") })
+			trial := slices.IndexFunc(es, func(e entry) bool {
+				return strings.HasPrefix(e.Msg(), "probation: the reload's new workers are on trial")
+			})
 			done := slices.IndexFunc(es, func(e entry) bool { return e.Attr("event") == "reload-ok" })
 			if trial < 0 || done < trial {
 				t.Errorf("journal after the passing reload: on trial at %d, reload-ok at %d; want both, in that order", trial, done)
