@@ -19,7 +19,7 @@ import (
 func faultCases() []faultCase {
 	var cs []faultCase
 	for _, group := range [][]faultCase{masterFaults(), stormCases(), workerCases(), notifyCases(),
-		controlCases(), pidFileCases(), configCases(), nofileCases(), probationCases(), rollingCases()} {
+		controlCases(), pidFileCases(), configCases(), nofileCases(), probationCases(), rollingCases(), rollingUpgradeCases()} {
 		cs = append(cs, group...)
 	}
 	return cs
@@ -924,6 +924,38 @@ func rollingCases() []faultCase {
 					f.t.Errorf("rolling reload with a failing worker 3: %s", l)
 				}
 				f.wait(`msg="rolling reload failed; the old workers it replaced start again`, f.first, `slots="\[1 2 3\]"`)
+			}},
+	}
+}
+
+// rollingUpgradeCases: upgrades with [rollout] strategy = "rolling": the new master starts
+// its workers in batches as the old master retires its own, under load.
+func rollingUpgradeCases() []faultCase {
+	const rolling = "strategy = \"rolling\"\nsurge = 1"
+	return []faultCase{
+		{name: "upgrade-rolling", kind: "rolling", fast: true, conf: conf{count: 4, rollout: rolling}, end: end{gen: 2, count: 4},
+			steps: func(f *fault) {
+				o := f.first
+				n := f.usr2(o)
+				f.gone(o)
+				if got := len(f.linesOf(n, `msg="rolling upgrade: starting a batch of workers"`)); got != 4 {
+					f.t.Errorf("4 workers, surge 1: the new master started %d batches, want 4", got)
+				}
+				// The last batch's old worker retires with the commit.
+				if got := len(f.linesOf(o, `msg="rolling upgrade: old workers retire for the new master's"`)); got != 3 {
+					f.t.Errorf("the old master retired %d workers for the new master's batches, want 3", got)
+				}
+			}},
+		{name: "upgrade-rolling-fails-midway", kind: "rolling", conf: conf{count: 4, rollout: rolling}, end: end{gen: 1, count: 4},
+			steps: func(f *fault) {
+				// N's worker 3 exits right after READY=1: N reports it and serves on; O
+				// starts its retired workers again and asks N to stop once they are ready.
+				f.write(conf{count: 4, mode: "ready-exit", slot: 3, rollout: rolling})
+				o := f.first
+				n := f.usr2(o)
+				f.wait(`msg="serving on until the old master has its workers back"`, n)
+				f.wait(`msg="upgrade rolled back`, o, `reason="worker 3 \(pid \d+\) exit status 0`)
+				f.gone(n)
 			}},
 	}
 }

@@ -166,6 +166,9 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 
 	nw := f.usr2(first)
 	f.gone(first)
+	if len(f.linesOf(nw, `msg="rolling upgrade: the canary is ready; probation before the rest"`)) != 1 {
+		t.Errorf("the upgrade's canary was not on probation")
+	}
 	if master, st := f.settle(base); master != nw || st.Generation != 2 {
 		t.Fatalf("after USR2: master %d generation %d in charge, want %d generation 2", master, st.Generation, nw)
 	}

@@ -448,7 +448,7 @@ func (m *Master) waitBound(verb string) time.Duration {
 		if u.Commit != config.CommitAuto {
 			soak = 0 // the wait ends when the new master is ready, or at a commit asked for
 		}
-		return max(u.Timeout, newMasterGrace) + soak + w.StopTimeout + handOverBound + backOut + waitMargin
+		return max(u.Timeout, newMasterGrace) + soak + w.StopTimeout + handOverBound + backOut + rollBound(m.cfg) + waitMargin
 	case "rollback":
 		return backOut + waitMargin
 	case "reload":

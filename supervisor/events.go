@@ -129,13 +129,14 @@ const (
 	tReloadSoak                     // a reload's probation: its soak ran out
 	tCheck                          // a probation: run the health check again
 	tRollBack                       // a failed rolling reload: the old workers' wait is over
+	tRestore                        // a rolled-back rolling upgrade: the old workers' wait is over
 )
 
 var timerNames = [...]string{
 	tWorkerStart: "worker-start", tWorkerKill: "worker-kill", tWorkerLinger: "worker-linger",
 	tRestart: "restart", tUpgradeReady: "upgrade-ready", tSoak: "soak",
 	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
-	tReloadSoak: "reload-soak", tCheck: "check", tRollBack: "roll-back",
+	tReloadSoak: "reload-soak", tCheck: "check", tRollBack: "roll-back", tRestore: "restore",
 }
 
 func (k timerKind) String() string { return timerNames[k] }

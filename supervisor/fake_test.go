@@ -266,7 +266,7 @@ func testMaster(t testing.TB, joining, under bool, edit func(*config.Config)) (*
 	}
 	if joining {
 		m.role, m.gen, m.pid = roleJoining, 2, 200
-		m.parent = &parent{link: &fakeLink{s: s, peer: "O"}, oldPID: 100}
+		m.parent = &parent{link: &fakeLink{s: s, peer: "O"}, oldPID: 100, roll: true, oldWorkers: cfg.Worker.Count}
 		s.pidfile[testPIDFile+OldbinSuffix] = 100
 	}
 	s.m = m

@@ -30,6 +30,9 @@ import (
 //	N → O  {"type":"ready"}              every worker of N is ready
 //	N → O  {"type":"error","reason":…}   N gives up (then exits)
 //	N → O  {"type":"exit","code":…,"reason":…}  N's last word before it exits uncommitted
+//	N → O  {"type":"batch","slots":[…]}  a rolling upgrade: N's workers of these slots are
+//	       ready; O retires its own of the same slots
+//	O → N  {"type":"go"}                 those old workers are gone: N starts its next batch
 //	O → N  {"type":"committing"}         O's soak is over (or the operator committed): its
 //	       workers drain; N's probation is over
 //	O → N  {"type":"commit","metrics":…} O has retired its workers and exits: N is in charge
@@ -62,6 +65,12 @@ type handoffMsg struct {
 	History []HistoryEntry `json:"history,omitempty"`
 	// Metrics are the old master's totals, in commit: the new master adds them to its own.
 	Metrics *metrics.Counts `json:"metrics,omitempty"`
+	// Roll (hello): the old master retires its workers slot by slot when the new master's
+	// batches are ready (a rolling upgrade, rolling.go); Workers: how many it runs.
+	Roll    bool `json:"roll,omitempty"`
+	Workers int  `json:"workers,omitempty"`
+	// Slots (batch): the new master's slots whose workers are ready, 1-based.
+	Slots []int `json:"slots,omitempty"`
 }
 
 func sendMsg(conn *net.UnixConn, msg handoffMsg) error {
@@ -97,7 +106,9 @@ func (l connLink) close()                    { l.conn.Close() }
 
 // parent is a new master's link to the old master, until commit.
 type parent struct {
-	link   link
+	link       link
+	roll       bool // the old master retires its workers slot by slot (hello)
+	oldWorkers int  // the old master's workers (hello)
 	conn   *net.UnixConn // osSystem's; nil in tests
 	oldPID int           // the old master's pid, as its hello said
 	gone   bool          // the old master went away without a commit
@@ -138,7 +149,7 @@ func joinOldMaster(fdEnv string) (*parent, handoffMsg, []*fdstore.Listener, erro
 		return nil, hello, nil, fmt.Errorf("handoff from the old master: %w", err)
 	}
 	conn.SetReadDeadline(time.Time{})
-	return &parent{link: connLink{conn}, conn: conn, oldPID: hello.OldPID}, hello, ls, nil
+	return &parent{link: connLink{conn}, conn: conn, oldPID: hello.OldPID, roll: hello.Roll, oldWorkers: hello.Workers}, hello, ls, nil
 }
 
 // read waits for the old master's commit, or for it to go away, and posts either.
@@ -158,6 +169,8 @@ func (m *Master) onOldMasterMsg(p *parent, msg handoffMsg) {
 		return
 	}
 	switch msg.Type {
+	case "go":
+		m.upRollGo()
 	case "committing":
 		// The soak is over (or the operator committed): the old workers drain, and from now
 		// on a worker that exits is restarted rather than a reason to roll back.
@@ -215,6 +228,7 @@ func (m *Master) takeCharge(committed bool) {
 	m.parent = nil
 	m.endProbation(m.probation) // nothing to roll back to any more
 	m.probation = nil
+	m.finishRollUp() // a rolling start not finished: every slot starts now
 	disarm(m.progress.timer)
 	m.progress.timer = nil
 	if committed {
@@ -265,6 +279,15 @@ func (m *Master) failStart(reason string) {
 	m.parent.link.send(handoffMsg{Type: "error", Reason: reason})
 	m.exitMsg = reason
 	m.exitCode = 1
+	if ro := m.uproll; ro != nil && ro.reported > 0 {
+		// The old master retired workers for this one's: this one serves on until the old
+		// master has them back and asks it to stop (QUIT).
+		ro.failed = true
+		m.endProbation(m.probation)
+		m.probation = nil
+		m.log.Warn("serving on until the old master has its workers back", "old_pid", m.parent.oldPID)
+		return
+	}
 	m.fastStop()
 }
 

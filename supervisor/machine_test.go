@@ -126,6 +126,8 @@ var eventKinds = []struct {
 		}
 	}},
 	{"old-commit", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "commit"}}) }},
+	{"new-batch", func(m *Master, s *fakeSystem) { m.handle(newMasterMsg{upOr(m), handoffMsg{Type: "batch", Slots: []int{1, 99, -1}}}) }},
+	{"old-go", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "go"}}) }},
 	{"old-committing", func(m *Master, s *fakeSystem) {
 		m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "committing"}})
 	}},
@@ -396,7 +398,7 @@ func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
 		if m.parent == nil || (m.role != roleJoining && m.role != roleAwaitingCommit) {
 			fail("a new master's trial in role %s (parent %v)", m.role, m.parent != nil)
 		}
-		if pr.passed && m.role == roleJoining {
+		if pr.passed && pr.soakOver && m.role == roleJoining && m.uproll == nil {
 			fail("the check passed, and the new master did not say ready")
 		}
 		trials = append(trials, pr)
@@ -437,9 +439,11 @@ func timerOwned(m *Master, t *timer) bool {
 	case tProgress:
 		return m.progress.timer == t && m.parent != nil
 	case tReloadSoak:
-		return t.pr.soak == t && m.reload != nil && m.reload.probation == t.pr
+		return t.pr.soak == t && m.onProbation(t.pr.pool) == t.pr
 	case tCheck:
 		return t.pr.next == t && m.onProbation(t.pr.pool) == t.pr
+	case tRestore:
+		return m.up == t.up && t.up.restore == t && m.role == roleRollingBack
 	case tRollBack:
 		return m.reload != nil && m.reload.roll != nil && m.reload.roll.timer == t && m.reload.roll.back
 	}
@@ -461,7 +465,7 @@ func TestRandomSequences(t *testing.T) {
 			edit = append(edit, withCheck) // probation with a check and a reload soak
 		}
 		if seed%5 < 2 {
-			edit = append(edit, func(c *config.Config) { // rolling reloads, with a canary every other time
+			edit = append(edit, func(c *config.Config) { // rolling reloads and upgrades, with a canary every other time
 				c.Worker.Count = 3
 				c.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: 1, Canary: seed % 2}
 			})
@@ -550,8 +554,10 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		m.handle(ev)
 		return "hand-over-done"
 	case n == 6 && m.up != nil:
-		k := []string{"ready", "error", "exit", "exited", "progress"}[rng.IntN(5)]
+		k := []string{"ready", "error", "exit", "exited", "progress", "batch"}[rng.IntN(6)]
 		switch k {
+		case "batch":
+			m.handle(newMasterMsg{m.up, handoffMsg{Type: k, Slots: []int{1 + rng.IntN(3)}}})
 		case "exited":
 			m.handle(newMasterExited{up: m.up, how: "killed by SIGKILL"})
 		case "progress":
@@ -562,7 +568,10 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		}
 		return "new-" + k
 	case n == 7 && m.parent != nil:
-		switch rng.IntN(4) {
+		switch rng.IntN(5) {
+		case 4:
+			m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "go"}})
+			return "old-go"
 		case 3:
 			m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "committing"}})
 			return "old-committing"

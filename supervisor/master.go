@@ -108,6 +108,7 @@ type Master struct {
 	// probation: as a new master, its first pool on trial, from ready until its old
 	// master commits (probation.go); a reload's trial is the reload's own.
 	probation *probation
+	uproll    *upRoll // as a new master: its rolling start, until its last batch started (rolling.go)
 	exitMsg   string // as a new master not committed: why it exits, for the old master
 	quitAsk   bool   // as the old master: QUIT arrived, systemd is being asked whether it stops the unit
 
@@ -299,7 +300,11 @@ func (m *Master) start() {
 	if m.watchdog > 0 {
 		m.wdTimer = m.arm(&timer{kind: tWatchdog, d: m.watchdog / 2})
 	}
-	if err := m.startCurrent(m.cfg); err != nil {
+	start := func() error { return m.startCurrent(m.cfg) }
+	if m.rollsUp() {
+		start = m.startRollingUp
+	}
+	if err := start(); err != nil {
 		m.log.Error("cannot start workers", "err", err)
 		m.exitCode = 1
 		if m.parent != nil {
@@ -383,6 +388,8 @@ func (m *Master) onTimer(t *timer) {
 		m.onCheckTimer(t.pr, t)
 	case tRollBack:
 		m.onRollBackTimeout(t)
+	case tRestore:
+		m.onRestoreTimeout(t.up, t)
 	case tProgress:
 		if t == m.progress.timer {
 			m.progress.timer = nil

@@ -70,7 +70,7 @@ type checkRun struct {
 // startProbation puts p on trial. soak is a reload's soak (a new master's is timed by its
 // old master).
 func (m *Master) startProbation(p *pool, h config.Health, reload bool, soak time.Duration) *probation {
-	pr := &probation{pool: p, health: h, reload: reload, started: m.sys.now(), soakOver: !reload || soak <= 0}
+	pr := &probation{pool: p, health: h, reload: reload, started: m.sys.now(), soakOver: soak <= 0}
 	if !pr.soakOver {
 		pr.soak = m.arm(&timer{kind: tReloadSoak, d: soak, pr: pr})
 	}
@@ -197,6 +197,9 @@ func (m *Master) advance(pr *probation) {
 			}
 			m.commitReload()
 		}
+	case !pr.soakOver:
+	case m.uproll != nil && m.uproll.trial && m.probation == pr:
+		m.upRollReport() // a rolling upgrade's canary passed
 	case m.role == roleJoining && m.probation == pr:
 		m.tellReady()
 	}

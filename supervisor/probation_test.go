@@ -427,3 +427,197 @@ func readyOne(m *Master) {
 		}
 	}
 }
+
+// pair is an old master and the new master of its upgrade, on fake systems, with the
+// hand-over link between them carried by the test (deliver).
+type pair struct {
+	t          *testing.T
+	o, n       *Master
+	so, sn     *fakeSystem
+	toN, toO   int // messages of each side already delivered
+	count      int
+	most       int
+	checkSteps bool
+}
+
+// newPair starts an old master with count workers under cfg (edit) and upgrades it: the new
+// master runs the same config.
+func newPair(t *testing.T, count int, edit func(*config.Config)) *pair {
+	o, so := reach(t, roleServing, func(c *config.Config) { c.Worker.Count = count; edit(c) })
+	o.handle(sigEvent{syscall.SIGUSR2})
+	if o.up == nil {
+		t.Fatalf("no upgrade started")
+	}
+	n, sn := testMaster(t, true, true, func(c *config.Config) { c.Worker.Count = count; edit(c) })
+	n.parent.roll, n.parent.oldWorkers = so.hello.Roll, so.hello.Workers
+	n.pid = o.up.pid
+	sn.nextPID = 5000
+	n.start()
+	return &pair{t: t, o: o, n: n, so: so, sn: sn, count: count}
+}
+
+// deliver carries the messages each side sent since the last call.
+func (p *pair) deliver() {
+	for {
+		moved := false
+		if l := p.n.parentLink(); l != nil && p.toO < len(l.sent) && p.o.up != nil {
+			msg := l.sent[p.toO]
+			p.toO++
+			p.o.handle(newMasterMsg{p.o.up, msg})
+			moved = true
+		}
+		if p.o.up != nil && p.n.parent != nil {
+			if l := p.o.up.link.(*fakeLink); p.toN < len(l.sent) {
+				msg := l.sent[p.toN]
+				p.toN++
+				p.n.handle(oldMasterMsg{p.n.parent, msg})
+				moved = true
+			}
+		}
+		if !moved {
+			return
+		}
+	}
+}
+
+func (m *Master) parentLink() *fakeLink {
+	if m.parent == nil {
+		return nil
+	}
+	return m.parent.link.(*fakeLink)
+}
+
+// capacity checks that, together, the two masters run at most count + surge workers and
+// have at least count ready.
+func (p *pair) capacity(step int, surge int) {
+	p.t.Helper()
+	running, ready := 0, 0
+	for _, m := range []*Master{p.o, p.n} {
+		for _, pl := range m.allPools() {
+			running += len(pl.all())
+			if !pl.retiring {
+				ready += pl.readyCount()
+			}
+		}
+	}
+	if running > p.count+surge {
+		p.t.Fatalf("step %d: %d workers run, at most %d wanted", step, running, p.count+surge)
+	}
+	if ready < p.count {
+		p.t.Fatalf("step %d: %d ready, want at least %d", step, ready, p.count)
+	}
+	checkInvariants(p.t, p.o, p.so)
+	checkInvariants(p.t, p.n, p.sn)
+}
+
+// readyFirst makes m's first starting worker say READY=1; it reports whether there was one.
+func readyFirst(m *Master) bool {
+	for _, pl := range m.allPools() {
+		for _, w := range pl.live() {
+			if w.state == workerStarting {
+				m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: []sdnotify.Field{{Key: "READY", Value: "1"}}}})
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// A rolling upgrade: the new master starts surge workers at a time, the old master retires
+// its own of the same slots between batches; never fewer than count ready, never more
+// than count + surge running; then the commit as usual.
+func TestRollingUpgrade(t *testing.T) {
+	for _, tt := range []struct {
+		name                 string
+		count, surge, canary int
+		check                bool
+	}{
+		{"surge 1", 3, 1, 0, false},
+		{"surge 2", 5, 2, 0, false},
+		{"canary 1 with a check", 4, 1, 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPair(t, tt.count, func(c *config.Config) {
+				c.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: tt.surge, Canary: tt.canary}
+				if tt.check {
+					c.Health.Check = []string{"/bin/smoke"}
+				}
+			})
+			most := max(tt.surge, tt.canary)
+			for step := 0; p.o.role != roleSoaking; step++ {
+				if step > 200 {
+					t.Fatalf("the new master never says ready: old %s, new %s\nold %q\nnew %q", p.o.role, p.n.role, p.so.effects, p.sn.effects)
+				}
+				p.capacity(step, most)
+				switch {
+				case len(p.sn.checks) > 0:
+					p.sn.answerChecks(p.n, nil)
+				case len(p.sn.armedOf(tReloadSoak)) > 0:
+					fireAll(p.sn, tReloadSoak)
+				case len(p.o.retiring) > 0:
+					exitRetiring(p.o)
+				case readyFirst(p.n):
+				}
+				p.deliver()
+			}
+			// Every batch but the last retired the old workers of its slots; the commit
+			// retires the rest.
+			if got, want := len(p.o.up.vacated), tt.count-len(p.n.uproll.batch); got != want {
+				t.Errorf("old slots retired before the commit: %d, want %d", got, want)
+			}
+			fireAll(p.so, tSoak) // commit: the old master's last workers drain
+			p.capacity(-1, most)
+			exitRetiring(p.o)
+			for _, up := range p.so.hands {
+				p.o.handle(handOverDone{up: up})
+			}
+			p.deliver()
+			if p.o.role != roleExited || p.n.role != roleServing {
+				t.Fatalf("after the commit: old %s, new %s", p.o.role, p.n.role)
+			}
+		})
+	}
+}
+
+// A rolling upgrade whose new master fails after the old one retired workers for it: the
+// new master serves on, the old one starts its retired slots again, and asks the new one to
+// stop only once they are ready; never fewer than count ready.
+func TestRollingUpgradeFails(t *testing.T) {
+	p := newPair(t, 3, func(c *config.Config) {
+		c.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: 1}
+	})
+	readyFirst(p.n) // N's slot 1 ready: batch
+	p.deliver()     // O retires its slot 1
+	exitRetiring(p.o)
+	p.deliver() // go: N starts slot 2
+	p.capacity(1, 1)
+	w := p.n.current.workers[1]
+	p.n.handle(workerExit{w: w, status: exitStatus{known: true, code: 2}})
+	if p.n.role != roleJoining || !p.n.uproll.failed {
+		t.Fatalf("the new master stops before the old workers are back: %s", p.n.role)
+	}
+	p.deliver() // error: O rolls back, its slot 1 starts again
+	if p.o.role != roleRollingBack || p.o.current.workers[0] == nil {
+		t.Fatalf("old master %s, slot 1 %v", p.o.role, p.o.current.workers[0])
+	}
+	if hasEffect(p.so, 0, "signal N QUIT") {
+		t.Fatalf("the new master is asked to stop before the old slot is ready: %q", p.so.effects)
+	}
+	p.capacity(2, 1)
+	readyFirst(p.o) // old slot 1 ready: QUIT to N
+	if !hasEffect(p.so, 0, "signal N QUIT") {
+		t.Fatalf("no QUIT to the new master once the old slots are back: %q", p.so.effects)
+	}
+	p.capacity(3, 1)
+	p.n.handle(sigEvent{syscall.SIGQUIT})
+	exitRetiring(p.n)
+	if p.n.role != roleExited {
+		t.Fatalf("the new master does not exit on QUIT: %s", p.n.role)
+	}
+	p.o.handle(newMasterMsg{p.o.up, handoffMsg{Type: "exit", Code: 1, Reason: p.n.exitMsg}})
+	p.o.handle(newMasterExited{up: p.o.up, how: "exit status 1"})
+	if p.o.role != roleServing || !strings.Contains(p.o.lastErr, "worker 2") {
+		t.Fatalf("after the rollback: %s, last error %q", p.o.role, p.o.lastErr)
+	}
+	checkInvariants(t, p.o, p.so)
+}

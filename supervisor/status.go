@@ -205,6 +205,9 @@ func (m *Master) step(now time.Time) *Step {
 			}
 			s.Text += ")"
 		}
+		if len(up.vacated) > 0 {
+			s.Text += fmt.Sprintf("; rolling: %d old worker(s) retired for its batches", len(up.vacated))
+		}
 		if up.quit {
 			s.Text += "; commits as soon as it is"
 		}

@@ -36,6 +36,13 @@ type upgrade struct {
 	// never signals N: systemd may already take it for the service.
 	handedOver bool
 
+	// A rolling upgrade (rolling.go): this master's slots retired for the new master's
+	// batches, the part of its pool draining (the new master's next batch waits for it),
+	// and, rolling back, the bound of the wait for those slots to be ready again.
+	vacated  []int
+	rolling  *pool // the part of its pool retiring for the new master's last batch
+	restore  *timer
+
 	waiters         []replyFunc // control clients waiting for the commit (upgrade or commit --wait)
 	rollbackWaiters []replyFunc // control clients waiting for a rollback
 }
@@ -68,7 +75,10 @@ func (m *Master) startUpgrade() error {
 		}
 	}
 	hello := handoffMsg{Type: "hello", Generation: m.gen + 1, OldPID: m.pid, Config: m.cfg.Path,
-		WatchdogUsec: uint64(m.watchdog.Microseconds()), Nofile: m.nofile, History: m.history}
+		WatchdogUsec: uint64(m.watchdog.Microseconds()), Nofile: m.nofile, History: m.history, Roll: true}
+	if m.current != nil {
+		hello.Workers = len(m.current.workers)
+	}
 	handed := slices.Clip(m.listeners)
 	for _, c := range m.controls {
 		handed = append(handed, c.l)
@@ -137,6 +147,14 @@ func (m *Master) onNewMasterMsg(up *upgrade, msg handoffMsg) {
 			up.reason = cleanText(msg.Reason)
 		}
 		m.log.Error("new master reports failure", "new_pid", up.pid, "reason", cleanText(msg.Reason))
+		if len(up.vacated) > 0 && m.role == roleUpgrading {
+			// A rolling upgrade: the new master serves on until this master's retired
+			// slots are back.
+			up.why = rollbackNewMasterExited
+			m.rollBack(up.reason)
+		}
+	case "batch":
+		m.onBatch(up, msg.Slots)
 	case "exit":
 		up.said = cleanText(fmt.Sprintf("exit %d: %s", msg.Code, msg.Reason))
 	case "progress":
@@ -328,6 +346,12 @@ func (m *Master) rollBack(reason string) {
 	up.timer = nil
 	m.become(roleRollingBack, reason)
 	m.startWorkersAgain()
+	if len(up.vacated) > 0 && m.current != nil && !m.current.allReady() {
+		// Its slots retired for the new master's workers start again: the new master
+		// serves until they are ready (restoredMaybe), at most their start timeout.
+		up.restore = m.arm(&timer{kind: tRestore, d: m.cfg.Worker.StartTimeout, up: up})
+		return
+	}
 	m.stopNewMaster(up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
 }
 
@@ -337,7 +361,8 @@ func (m *Master) rollBack(reason string) {
 func (m *Master) onNewMasterExit(up *upgrade, how string) {
 	disarm(up.timer)
 	disarm(up.kill)
-	up.timer, up.kill = nil, nil
+	disarm(up.restore)
+	up.timer, up.kill, up.restore = nil, nil, nil
 	up.link.close()
 	m.sys.releaseNewMaster(up)
 	if m.up != up {
@@ -377,6 +402,9 @@ func (m *Master) onNewMasterExit(up *upgrade, how string) {
 // run (after WINCH, or during a commit).
 func (m *Master) startWorkersAgain() {
 	if m.current != nil {
+		if m.up != nil {
+			m.restoreSlots(m.current, m.up.vacated) // a rolling upgrade's retired slots
+		}
 		return
 	}
 	m.log.Info("starting workers again")

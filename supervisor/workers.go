@@ -285,6 +285,10 @@ func (m *Master) poolChanged(p *pool) {
 		}
 	case p == m.current:
 		m.rolledBackMaybe(p)
+		m.restoredMaybe(p)
+		if m.upRollChanged(p) {
+			return
+		}
 		if !p.ready && p.allReady() {
 			p.ready = true
 			m.log.Info("workers ready", "workers", len(p.workers), "pool", p.id)
@@ -350,6 +354,9 @@ func (m *Master) maybeExit() {
 func (m *Master) failed(p *pool, slot int, reason string, readyAt time.Time) {
 	switch {
 	case p.retiring:
+	case m.uproll != nil && m.uproll.failed && p == m.current:
+		// A rolling start that failed: serving on, as it is, until the old master asks
+		// this one to stop.
 	case m.reload != nil && p == m.reload.pool && m.reload.probation != nil:
 		m.failProbation(m.reload.probation, fmt.Sprintf("new worker %d %s during probation", slot, reason))
 	case m.reload != nil && p == m.reload.pool && m.reload.roll != nil && m.reload.roll.back:
