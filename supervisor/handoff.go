@@ -107,12 +107,12 @@ func (l connLink) close()                    { l.conn.Close() }
 // parent is a new master's link to the old master, until commit.
 type parent struct {
 	link       link
-	roll       bool // the old master retires its workers slot by slot (hello)
-	oldWorkers int  // the old master's workers (hello)
-	conn   *net.UnixConn // osSystem's; nil in tests
-	oldPID int           // the old master's pid, as its hello said
-	gone   bool          // the old master went away without a commit
-	goneAt time.Time
+	roll       bool          // the old master retires its workers slot by slot (hello)
+	oldWorkers int           // the old master's workers (hello)
+	conn       *net.UnixConn // osSystem's; nil in tests
+	oldPID     int           // the old master's pid, as its hello said
+	gone       bool          // the old master went away without a commit
+	goneAt     time.Time
 }
 
 // joinOldMaster is N's side of the handshake: it takes the socket named by fdEnv, reads

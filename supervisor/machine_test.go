@@ -126,7 +126,9 @@ var eventKinds = []struct {
 		}
 	}},
 	{"old-commit", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "commit"}}) }},
-	{"new-batch", func(m *Master, s *fakeSystem) { m.handle(newMasterMsg{upOr(m), handoffMsg{Type: "batch", Slots: []int{1, 99, -1}}}) }},
+	{"new-batch", func(m *Master, s *fakeSystem) {
+		m.handle(newMasterMsg{upOr(m), handoffMsg{Type: "batch", Slots: []int{1, 99, -1}}})
+	}},
 	{"old-go", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "go"}}) }},
 	{"old-committing", func(m *Master, s *fakeSystem) {
 		m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "committing"}})

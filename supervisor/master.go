@@ -109,8 +109,8 @@ type Master struct {
 	// master commits (probation.go); a reload's trial is the reload's own.
 	probation *probation
 	uproll    *upRoll // as a new master: its rolling start, until its last batch started (rolling.go)
-	exitMsg   string // as a new master not committed: why it exits, for the old master
-	quitAsk   bool   // as the old master: QUIT arrived, systemd is being asked whether it stops the unit
+	exitMsg   string  // as a new master not committed: why it exits, for the old master
+	quitAsk   bool    // as the old master: QUIT arrived, systemd is being asked whether it stops the unit
 
 	lastErr     string
 	lastErrSlot int // lastErr is slot's crash loop: its worker ready again clears it (0: not one)

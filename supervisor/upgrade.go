@@ -39,9 +39,9 @@ type upgrade struct {
 	// A rolling upgrade (rolling.go): this master's slots retired for the new master's
 	// batches, the part of its pool draining (the new master's next batch waits for it),
 	// and, rolling back, the bound of the wait for those slots to be ready again.
-	vacated  []int
-	rolling  *pool // the part of its pool retiring for the new master's last batch
-	restore  *timer
+	vacated []int
+	rolling *pool // the part of its pool retiring for the new master's last batch
+	restore *timer
 
 	waiters         []replyFunc // control clients waiting for the commit (upgrade or commit --wait)
 	rollbackWaiters []replyFunc // control clients waiting for a rollback
