@@ -114,6 +114,29 @@ for p in $BATON_WORKER_PIDS; do [ -d /proc/$p ] || { echo "worker $p gone"; exit
 			if len(withMsg(es, "reload: the canary is ready; probation before the rest")) != 1 {
 				t.Errorf("rolling reload: no canary probation in the journal")
 			}
+
+			// A rolling upgrade, same config: the new master's canary on trial, its batches
+			// as the old master retires its workers; MainPID moves to the new master.
+			c5 := cursor(t)
+			if out, errOut, rc := runRC(t, filepath.Join(lab.Bin, "baton"), "upgrade", "--wait", "-c", in.Config); in.Control != "" && rc != 0 {
+				t.Fatalf("baton upgrade --wait, rolling: exit %d: %s %s", rc, out, errOut)
+			}
+			waitJournal(t, 15*time.Second, in.Name, c5, "upgrade-committed", func(es []entry) bool {
+				return slices.ContainsFunc(es, func(e entry) bool { return e.Attr("event") == "upgrade-committed" })
+			})
+			es = journal(t, in.Name, c5)
+			if n := len(withMsg(es, "rolling upgrade: starting a batch of workers")); n != 3 {
+				t.Errorf("rolling upgrade of 3 workers, canary 1, surge 1: %d batches in the journal, want 3", n)
+			}
+			if n := len(withMsg(es, "rolling upgrade: old workers retire for the new master's")); n != 2 {
+				t.Errorf("rolling upgrade: the old master retired workers %d times for the batches, want 2", n)
+			}
+			waitState(t, 10*time.Second, in.Name, map[string]string{"ActiveState": "active"})
+			if now := in.mainPID(); now == master {
+				t.Errorf("after the rolling upgrade MainPID is still %d", master)
+			} else {
+				master = now
+			}
 			c.Workers = 2
 
 			// An upgrade whose new master's check fails: rolled back, `--wait` says why.
