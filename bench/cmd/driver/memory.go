@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,16 +52,19 @@ signal.sigwait({signal.SIGTERM})
 srv.shutdown()
 `
 
-// memVariant is one way of reloading.
+// memVariant is one way of replacing the workers.
 type memVariant struct {
 	name    string
+	upgrade bool   // USR2 rather than HUP
 	rollout string // the [rollout] table; "" = strategy "all"
 }
 
 var memVariants = []memVariant{
-	{"all", ""},
-	{"rolling, surge 1", "strategy = \"rolling\"\nsurge = 1\n"},
-	{"rolling, surge 2", "strategy = \"rolling\"\nsurge = 2\n"},
+	{"reload, all", false, ""},
+	{"reload, rolling, surge 1", false, "strategy = \"rolling\"\nsurge = 1\n"},
+	{"reload, rolling, surge 2", false, "strategy = \"rolling\"\nsurge = 2\n"},
+	{"upgrade, all", true, ""},
+	{"upgrade, rolling, surge 1", true, "strategy = \"rolling\"\nsurge = 1\n"},
 }
 
 const (
@@ -121,6 +126,7 @@ func (d *driver) memReload(script string, v memVariant) (r memRun) {
 	r.steady = serviceRSS(b.pid)
 
 	var mu sync.Mutex
+	masters := []int{b.pid} // the old master, then the new one of an upgrade (not its child)
 	stop := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -128,7 +134,15 @@ func (d *driver) memReload(script string, v memVariant) (r memRun) {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			rss, n := serviceRSS(b.pid), len(children(b.pid))
+			mu.Lock()
+			ms := slices.Clone(masters)
+			mu.Unlock()
+			var rss int64
+			n := 0
+			for _, pid := range ms {
+				rss += serviceRSS(pid)
+				n += len(children(pid))
+			}
 			mu.Lock()
 			r.peak, r.most = max(r.peak, rss), max(r.most, n)
 			mu.Unlock()
@@ -147,16 +161,15 @@ func (d *driver) memReload(script string, v memVariant) (r memRun) {
 	defer master.Close()
 	from := b.log.mark()
 	start := time.Now()
-	if err := master.Signal(syscall.SIGHUP); err != nil {
-		r.err = err
-		return r
-	}
 	deadline := time.Now().Add(120 * time.Second)
-	_, done, err := b.log.wait(from, deadline, "reload complete", func(f map[string]string) bool {
-		return strings.HasPrefix(f["msg"], "reload ") && f["event"] != "" && f["event"] != "reload-started"
-	})
-	if err == nil && done.fields["event"] != "reload-ok" {
-		err = fmt.Errorf("reload: %s", done.text)
+	if v.upgrade {
+		err = d.memUpgrade(b, master, from, deadline, func(n int) {
+			mu.Lock()
+			masters = append(masters, n)
+			mu.Unlock()
+		})
+	} else {
+		err = d.memReloadOnce(b, master, from, deadline)
 	}
 	for err == nil && len(children(b.pid)) > memWorkers {
 		if time.Now().After(deadline) {
@@ -169,6 +182,44 @@ func (d *driver) memReload(script string, v memVariant) (r memRun) {
 	<-sampled
 	r.err = err
 	return r
+}
+
+func (d *driver) memReloadOnce(b *batonSvc, master *procs.Proc, from int, deadline time.Time) error {
+	if err := master.Signal(syscall.SIGHUP); err != nil {
+		return err
+	}
+	_, done, err := b.log.wait(from, deadline, "reload complete", func(f map[string]string) bool {
+		return strings.HasPrefix(f["msg"], "reload ") && f["event"] != "" && f["event"] != "reload-started"
+	})
+	if err == nil && done.fields["event"] != "reload-ok" {
+		err = fmt.Errorf("reload: %s", done.text)
+	}
+	return err
+}
+
+// memUpgrade is USR2 with auto commit: it ends when the old master is gone; b then names the
+// new master. started is told the new master's pid.
+func (d *driver) memUpgrade(b *batonSvc, old *procs.Proc, from int, deadline time.Time, started func(int)) error {
+	if err := old.Signal(syscall.SIGUSR2); err != nil {
+		return err
+	}
+	_, up, err := b.log.wait(from, deadline, "upgrade started", msgFrom("upgrade started", b.pid))
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(up.fields["new_pid"])
+	if err != nil {
+		return fmt.Errorf("upgrade started: no new_pid in %q", up.text)
+	}
+	started(n)
+	if _, err := old.Wait(deadline); err != nil {
+		return err
+	}
+	if _, _, err := b.log.wait(from, deadline, "new master in charge", msgFrom("upgrade committed: this master is in charge", n)); err != nil {
+		return err
+	}
+	b.pid = n
+	return nil
 }
 
 // serviceRSS is the RSS, in KiB, of pid and every process under it.

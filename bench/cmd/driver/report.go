@@ -344,8 +344,8 @@ func (rep *report) writeGate(w io.Writer) {
 
 func (rep *report) writeMemory(w io.Writer) {
 	fmt.Fprintf(w, "## Memory of a reload: all at once against rolling\n\n")
-	fmt.Fprintf(w, "baton with %d workers, each python3's http.server on fd 3 holding %d MiB of written bytes, 8 clients (a new connection per request); one reload each. RSS of the master and every process under it, sampled every 10 ms from HUP until the old workers are gone, against the same just before.\n\n", memWorkers, memBallast)
-	fmt.Fprintf(w, "| strategy | steady | peak | peak / steady | most workers at once | reload took | failed requests |\n|---|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "baton with %d workers, each python3's http.server on fd 3 holding %d MiB of written bytes, 8 clients (a new connection per request); one reload or upgrade each. RSS of the masters and every process under them, sampled every 10 ms from HUP or USR2 until the old workers (and the old master) are gone, against the same just before.\n\n", memWorkers, memBallast)
+	fmt.Fprintf(w, "| replacement | steady | peak | peak / steady | most workers at once | took | failed requests |\n|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rep.memory {
 		if r.err != nil {
 			fmt.Fprintf(w, "| %s | — | — | — | — | — | error: %v |\n", r.name, r.err)
