@@ -621,3 +621,18 @@ func TestRollingUpgradeFails(t *testing.T) {
 	}
 	checkInvariants(t, p.o, p.so)
 }
+
+// An old master whose workers were stopped (WINCH) during a rolling upgrade tells the new
+// master to go on at once: it has nothing to retire.
+func TestRollingUpgradeAfterWINCH(t *testing.T) {
+	p := newPair(t, 2, func(c *config.Config) {
+		c.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: 1}
+	})
+	p.o.handle(sigEvent{syscall.SIGWINCH})
+	exitRetiring(p.o)
+	readyFirst(p.n)
+	p.deliver()
+	if len(p.n.current.live()) != 2 {
+		t.Fatalf("the new master did not go on after the old one's WINCH: %q", p.sn.effects)
+	}
+}

@@ -146,6 +146,11 @@ func (m *Master) commitReload() {
 		if m.probation != nil && m.probation.pool == old {
 			m.probation.pool = r.pool // a new master's trial goes on with its new workers
 		}
+		if m.uproll != nil {
+			// A new master's rolling start replaced by a reload of it: every slot runs now;
+			// its old master retires what it has left at the commit.
+			m.uproll = nil
+		}
 		m.retire(old, false)
 	}
 	r.pool.ready = true

@@ -412,8 +412,14 @@ func (m *Master) finishRollUp() {
 // onBatch is the old master's side of a rolling upgrade: the new master's workers of slots
 // are ready; this master retires its own, and tells it to go on once they are gone.
 func (m *Master) onBatch(up *upgrade, slots []int) {
-	if m.role != roleUpgrading || m.current == nil || up.rolling != nil {
+	if m.role != roleUpgrading || up.rolling != nil {
 		m.log.Warn("rolling upgrade: batch ignored", "new_pid", up.pid, "state", m.role.String())
+		return
+	}
+	if m.current == nil { // WINCH: nothing of this master's to retire
+		if err := up.link.send(handoffMsg{Type: "go"}); err != nil {
+			m.log.Warn("cannot tell the new master to go on", "new_pid", up.pid, "err", err)
+		}
 		return
 	}
 	if len(slots) > len(m.current.workers)+maxSnapshotWorkers {
