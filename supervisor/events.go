@@ -117,21 +117,23 @@ func (unitState) eventName() string       { return "unit-state" }
 type timerKind int
 
 const (
-	tWorkerStart   timerKind = iota // w not ready within start_timeout
-	tWorkerKill                     // w (its group) did not stop within its grace: SIGKILL
-	tWorkerLinger                   // w exited; look again whether its group is empty
-	tRestart                        // restart slot of p after the backoff
-	tUpgradeReady                   // the new master not ready within upgrade.timeout
-	tSoak                           // the soak time after the new master was ready: commit
-	tNewMasterKill                  // the new master did not exit after TERM/QUIT: SIGKILL
-	tWatchdog                       // ping systemd's watchdog
-	tProgress                       // new master: send the progress held back by progressEvery
+	tWorkerStart    timerKind = iota // w not ready within start_timeout
+	tWorkerKill                      // w (its group) did not stop within its grace: SIGKILL
+	tWorkerLinger                    // w exited; look again whether its group is empty
+	tRestart                         // restart slot of p after the backoff
+	tUpgradeReady                    // the new master not ready within upgrade.timeout
+	tSoak                            // the soak time after the new master was ready: commit
+	tNewMasterKill                   // the new master did not exit after TERM/QUIT: SIGKILL
+	tWatchdog                        // ping systemd's watchdog
+	tProgress                        // new master: send the progress held back by progressEvery
+	tWorkerWatchdog                  // ready w sent no WATCHDOG=1 within its watchdog interval (watchdog.go)
 )
 
 var timerNames = [...]string{
 	tWorkerStart: "worker-start", tWorkerKill: "worker-kill", tWorkerLinger: "worker-linger",
 	tRestart: "restart", tUpgradeReady: "upgrade-ready", tSoak: "soak",
 	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
+	tWorkerWatchdog: "worker-watchdog",
 }
 
 func (k timerKind) String() string { return timerNames[k] }

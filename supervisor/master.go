@@ -377,6 +377,8 @@ func (m *Master) onTimer(t *timer) {
 			m.progress.timer = nil
 			m.sendProgress()
 		}
+	case tWorkerWatchdog:
+		m.onWatchdogTimeout(t.w, t)
 	case tWatchdog:
 		if t == m.wdTimer {
 			m.wdTimer = m.arm(&timer{kind: tWatchdog, d: m.watchdog / 2})
@@ -504,6 +506,7 @@ func (m *Master) onNotify(ev notifyEvent) {
 	if v, ok := ev.msg.Get("READY"); ok && v == "1" && w.state == workerStarting {
 		m.markReady(w)
 	}
+	m.notifyWatchdog(w, ev.msg)
 }
 
 func closeAll(ls []*fdstore.Listener) {
