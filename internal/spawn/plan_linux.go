@@ -16,12 +16,12 @@ import (
 // header built), sent to the trampoline over its socket. Both ends are the same binary,
 // /proc/self/exe, so the encoding needs no version.
 type plan struct {
-	path      string
-	args      []string
-	env       []string // without the variables of pidVars
-	dir       string
-	pidVars   []string // "LISTEN_PID=", "WATCHDOG_PID=": set to the trampoline's own pid
-	ignore    []uint64
+	path    string
+	args    []string
+	env     []string // without the variables of pidVars
+	dir     string
+	pidVars []string // "LISTEN_PID=", "WATCHDOG_PID=": set to the trampoline's own pid
+	ignore  []uint64
 
 	cred        bool
 	uid, gid    uint64

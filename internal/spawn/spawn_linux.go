@@ -29,14 +29,14 @@ func runtimeAfterForkInChild()
 // prepared is everything the child needs, built before the fork: the child only reads it,
 // and writes to pidBufs and failure, its own copies.
 type prepared struct {
-	path   *byte
-	argv   []*byte // nil-terminated
-	envv   []*byte // nil-terminated
-	dir    *byte   // nil: stay
+	path    *byte
+	argv    []*byte  // nil-terminated
+	envv    []*byte  // nil-terminated
+	dir     *byte    // nil: stay
 	pidBufs [][]byte // "LISTEN_PID=", "WATCHDOG_PID=", each with room for the digits and a NUL
 	pidPre  []int    // the length of each one's "NAME="
-	fds    []int
-	nextfd int // above every fd in fds and the pipe
+	fds     []int
+	nextfd  int // above every fd in fds and the pipe
 
 	reset     []uintptr // every other signal that can be caught or ignored
 	ignore    []uintptr
