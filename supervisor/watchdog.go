@@ -4,6 +4,7 @@ package supervisor
 
 import (
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/baton-supervisor/baton/config"
@@ -24,7 +25,9 @@ import (
 //     stop signal, an exit, a retire replace or disarm it as they do the start timeout, so
 //     no watchdog outlives the readiness it watches.
 //   - A worker that misses it, or sends WATCHDOG=trigger, fails: it gets its stop signal,
-//     and SIGKILL after stop_timeout or its watchdog interval, whichever is shorter; its
+//     then SIGCONT (as systemd follows KillSignal= with it: a SIGSTOPped worker wakes to its
+//     stop signal and drains what it had accepted), and SIGKILL after stop_timeout or its
+//     watchdog interval, whichever is shorter; its
 //     exit then goes the way of every failure (failed: restart with backoff, a failed
 //     reload, a new master's failed start). systemd sends WatchdogSignal= (SIGABRT: a core
 //     dump) and SIGKILL after TimeoutAbortSec= (TimeoutStopSec=); baton has no core-dump
@@ -76,8 +79,8 @@ func (m *Master) onWatchdogTimeout(w *worker, t *timer) {
 	m.watchdogFailed(w, fmt.Sprintf("watchdog timeout (no WATCHDOG=1 within %s)", t.d))
 }
 
-// watchdogFailed stops w as a failure: its stop signal, SIGKILL after stop_timeout or its
-// watchdog interval, whichever is shorter. Its exit is then a failure like any other.
+// watchdogFailed stops w as a failure: its stop signal, SIGCONT, SIGKILL after stop_timeout
+// or its watchdog interval, whichever is shorter. Its exit is then a failure like any other.
 func (m *Master) watchdogFailed(w *worker, reason string) {
 	p := w.pool
 	grace := p.cfg.StopTimeout
@@ -93,6 +96,11 @@ func (m *Master) watchdogFailed(w *worker, reason string) {
 		m.setLastErr(fmt.Sprintf("worker %d (pid %d) %s", w.slot, w.pid, reason), w.slot)
 	}
 	m.stopWorker(w, p.cfg.StopSignal, grace)
+	if p.cfg.StopSignal != syscall.SIGKILL {
+		// As systemd follows its KillSignal= (systemd.kill(5)): a stopped process gets its
+		// pending stop signal and drains, answering what it had accepted.
+		m.sys.signalGroup(w, syscall.SIGCONT)
+	}
 }
 
 // notifyWatchdog takes the watchdog's fields of a datagram of w's (onNotify has taken

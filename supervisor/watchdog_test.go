@@ -25,6 +25,16 @@ func says(m *Master, w *worker, kv ...string) {
 	m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: fs}})
 }
 
+// hasSequence reports whether want occur in effects in this order (others between).
+func hasSequence(effects, want []string) bool {
+	for _, e := range effects {
+		if len(want) > 0 && e == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
+}
+
 // deadline is when t runs out.
 func deadline(t *timer) time.Time { return t.at.Add(t.d) }
 
@@ -39,8 +49,8 @@ func TestWatchdogTimeout(t *testing.T) {
 	}
 	n := len(s.effects)
 	s.fire(w.timer)
-	if !hasEffect(s, n, fmt.Sprintf("signal %d TERM", w.pid)) || hasEffect(s, n, "KILL") {
-		t.Fatalf("want the stop signal first: %q", s.effects[n:])
+	if want := []string{fmt.Sprintf("signal %d TERM", w.pid), fmt.Sprintf("signal %d %s", w.pid, signalName(syscall.SIGCONT))}; !hasSequence(s.effects[n:], want) || hasEffect(s, n, "KILL") {
+		t.Fatalf("effects %q: want the stop signal, then SIGCONT, no SIGKILL yet", s.effects[n:])
 	}
 	if w.state != workerStopping || w.timer == nil || w.timer.kind != tWorkerKill || w.timer.d != 10*time.Second {
 		t.Fatalf("state %s, timer %+v: want stopping, SIGKILL in 10s (the interval, shorter than stop_timeout)", w.state, w.timer)
