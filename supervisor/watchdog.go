@@ -114,13 +114,15 @@ func (m *Master) notifyWatchdog(w *worker, msg sdnotify.Message) {
 		d, err := sdnotify.ParseUsec(v)
 		switch {
 		case err != nil:
-			m.rate.notifyBad.log(m, "worker's WATCHDOG_USEC= refused", "worker", w.slot, "worker_pid", w.pid, "err", err)
+			m.rate.watchdogSaid.log(m, "worker's WATCHDOG_USEC= refused", "worker", w.slot, "worker_pid", w.pid, "err", err)
 		case d < config.MinWatchdog || d > config.MaxWatchdog:
-			m.rate.notifyBad.log(m, "worker's WATCHDOG_USEC= refused", "worker", w.slot, "worker_pid", w.pid,
+			m.rate.watchdogSaid.log(m, "worker's WATCHDOG_USEC= refused", "worker", w.slot, "worker_pid", w.pid,
 				"err", fmt.Sprintf("%s is not between %s and %s (a worker cannot switch its watchdog off)", d, config.MinWatchdog, config.MaxWatchdog))
 		default:
+			if d != w.watchdogInterval() {
+				m.rate.watchdogSaid.log(m, "worker changed its watchdog", "worker", w.slot, "worker_pid", w.pid, "watchdog", d)
+			}
 			w.watchdog = d
-			m.log.Info("worker changed its watchdog", "worker", w.slot, "worker_pid", w.pid, "watchdog", d)
 			m.armWatchdog(w)
 		}
 	}
@@ -136,7 +138,7 @@ func (m *Master) notifyWatchdog(w *worker, msg sdnotify.Message) {
 	if v, ok := msg.Get("EXTEND_TIMEOUT_USEC"); ok && w.state == workerStarting {
 		d, err := sdnotify.ParseUsec(v)
 		if err != nil {
-			m.rate.notifyBad.log(m, "worker's EXTEND_TIMEOUT_USEC= refused", "worker", w.slot, "worker_pid", w.pid, "err", err)
+			m.rate.watchdogSaid.log(m, "worker's EXTEND_TIMEOUT_USEC= refused", "worker", w.slot, "worker_pid", w.pid, "err", err)
 			return
 		}
 		m.extendStart(w, d)
@@ -161,7 +163,7 @@ func (m *Master) extendStart(w *worker, d time.Duration) {
 		return
 	}
 	if want.Equal(limit) && now.Add(d).After(limit) {
-		m.rate.notifyBad.log(m, "worker's EXTEND_TIMEOUT_USEC= capped", "worker", w.slot, "worker_pid", w.pid,
+		m.rate.watchdogSaid.log(m, "worker's EXTEND_TIMEOUT_USEC= capped", "worker", w.slot, "worker_pid", w.pid,
 			"asked", d, "start_deadline", fmt.Sprintf("%d × start_timeout after it started (%s)", maxStartStretch, maxStartStretch*cfg.StartTimeout))
 	}
 	disarm(t)

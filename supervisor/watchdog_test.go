@@ -3,7 +3,9 @@
 package supervisor
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"strings"
 	"syscall"
 	"testing"
@@ -304,5 +306,24 @@ func TestWorkerEnvWatchdog(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
 			t.Errorf("watchdog %s: %q, want %q", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestWatchdogSaidIsRateLimited: what a worker says of its watchdog is its to send by the
+// thousand; the master's log says it once per logEvery.
+func TestWatchdogSaidIsRateLimited(t *testing.T) {
+	m, _ := reach(t, roleServing, withWatchdog)
+	var buf bytes.Buffer
+	m.log = slog.New(slog.NewTextHandler(&buf, nil))
+	w := m.current.workers[0]
+	for i := range 1000 {
+		says(m, w, fmt.Sprintf("WATCHDOG_USEC=%d", 1_000_000+i))
+		says(m, w, "WATCHDOG_USEC=0", "EXTEND_TIMEOUT_USEC=x")
+	}
+	if n := strings.Count(buf.String(), "\n"); n > 1 {
+		t.Fatalf("%d log lines for 2000 datagrams a worker sent, want 1:\n%.2000s", n, buf.String())
+	}
+	if w.watchdogInterval() != 1_000_999*time.Microsecond {
+		t.Errorf("interval %s, want the last valid one", w.watchdogInterval())
 	}
 }
