@@ -168,14 +168,15 @@ func (m *Master) extendStart(w *worker, d time.Duration) {
 	}
 	disarm(t)
 	w.timer = m.arm(&timer{kind: tWorkerStart, d: max(want.Sub(now), 0), w: w})
+	w.extended = want
 }
 
 // startWindow says how long w had to become ready, for the reason of its start timeout:
 // start_timeout, or what its EXTEND_TIMEOUT_USEC= made of it.
-func startWindow(w *worker, t *timer) string {
+func startWindow(w *worker) string {
 	start := w.pool.cfg.StartTimeout
-	if got := t.at.Add(t.d).Sub(w.started); got > start {
-		return fmt.Sprintf("%s (start_timeout %s, extended by EXTEND_TIMEOUT_USEC=)", got, start)
+	if got := w.extended.Sub(w.started); !w.extended.IsZero() && got > start {
+		return fmt.Sprintf("%s (start_timeout %s, extended by EXTEND_TIMEOUT_USEC=)", got.Round(time.Millisecond), start)
 	}
 	return start.String()
 }

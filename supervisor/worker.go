@@ -52,6 +52,7 @@ type worker struct {
 	unchecked bool
 	killed    bool          // SIGKILL sent to its group
 	watchdog  time.Duration // set by its WATCHDOG_USEC=: its own watchdog interval (0: the config's)
+	extended  time.Time     // its EXTEND_TIMEOUT_USEC= moved its start deadline here (zero: never)
 
 	failReason string // why the master stopped it, if it did so as a failure
 	logWarning string // set by startWorkers: why it writes to the master's journal stream rather than its own

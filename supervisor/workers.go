@@ -121,7 +121,7 @@ func (m *Master) onStartTimeout(w *worker, t *timer) {
 	}
 	p := w.pool
 	m.log.Warn("worker not ready in time; killing it", "worker", w.slot, "worker_pid", w.pid, "start_timeout", p.cfg.StartTimeout)
-	w.failReason = "not ready within " + startWindow(w, t)
+	w.failReason = "not ready within " + startWindow(w)
 	m.stopWorker(w, p.cfg.StopSignal, p.cfg.StopTimeout)
 }
 
