@@ -58,6 +58,8 @@ type Config struct {
 	Listeners     []Listener // [[listen]]
 	Worker        Worker     // [worker]
 	Upgrade       Upgrade    // [upgrade]
+	Reload        Reload     // [reload]
+	Health        Health     // [health]
 	Metrics       Metrics    // [metrics]
 
 	lines map[string]int    // key ("worker.count") -> line in Path where it was set
@@ -110,6 +112,25 @@ type Upgrade struct {
 	Timeout time.Duration // key "timeout", default 60s (new master must be ready within it)
 }
 
+// Reload tunes the reload (SIGHUP).
+type Reload struct {
+	// Soak is key "soak", default 0: how long a reload's new workers serve beside the old
+	// ones, on probation, after every new one is ready; the old ones retire only then.
+	Soak time.Duration
+}
+
+// Health is the check a new generation must pass while it is on probation (a reload's
+// soak, an upgrade's soak).
+type Health struct {
+	Check         []string      // key "check": the command and its arguments; empty = no check
+	CheckInterval time.Duration // key "check_interval", default 1s: from the end of one run to the start of the next
+	CheckTimeout  time.Duration // key "check_timeout", default 5s: a run that takes longer fails
+	CheckFailures int           // key "check_failures", default 3: failed runs in a row that fail the generation
+}
+
+// On reports whether a health check is configured.
+func (h Health) On() bool { return len(h.Check) > 0 }
+
 // Metrics is the optional Prometheus endpoint of the master in charge. It
 // is off unless Address is set.
 type Metrics struct {
@@ -153,6 +174,11 @@ func Default() *Config {
 			Commit:  CommitAuto,
 			Soak:    5 * time.Second,
 			Timeout: 60 * time.Second,
+		},
+		Health: Health{
+			CheckInterval: time.Second,
+			CheckTimeout:  5 * time.Second,
+			CheckFailures: 3,
 		},
 	}
 }

@@ -100,6 +100,27 @@ func (c *Config) Encode() ([]byte, error) {
 	e.duration("soak", c.Upgrade.Soak)
 	e.duration("timeout", c.Upgrade.Timeout)
 
+	if c.Reload.Soak != 0 {
+		e.line("")
+		e.line("[reload]")
+		e.duration("soak", c.Reload.Soak)
+	}
+
+	if h, d := c.Health, Default().Health; h.On() || h.CheckInterval != d.CheckInterval || h.CheckTimeout != d.CheckTimeout || h.CheckFailures != d.CheckFailures {
+		e.line("")
+		e.line("[health]")
+		if h.On() {
+			quoted := make([]string, len(h.Check))
+			for i, arg := range h.Check {
+				quoted[i] = e.quote(arg)
+			}
+			e.line("check = [" + strings.Join(quoted, ", ") + "]")
+		}
+		e.duration("check_interval", h.CheckInterval)
+		e.duration("check_timeout", h.CheckTimeout)
+		e.line("check_failures = " + strconv.Itoa(h.CheckFailures))
+	}
+
 	if m := c.Metrics; m.Address != "" || m.Path != "" {
 		e.line("")
 		e.line("[metrics]")

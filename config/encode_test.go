@@ -52,6 +52,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 		RestartDelayMax: 1<<63 - 1,
 	}
 	full.Upgrade = Upgrade{Commit: CommitManual, Soak: 0, Timeout: time.Hour}
+	full.Reload = Reload{Soak: 2500 * time.Millisecond}
+	full.Health = Health{Check: []string{"/usr/local/bin/smoke", "--port", "8080", "a \"b\""}, CheckInterval: 500 * time.Millisecond, CheckTimeout: 2 * time.Second, CheckFailures: 2}
 	full.Metrics = Metrics{Network: "unix", Address: "/run/baton/web/metrics.sock", Path: "/m\"x"}
 	if err := full.Validate(); err != nil {
 		t.Fatalf("test config is not valid: %v", err)
@@ -67,9 +69,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 	}{
 		{"default.toml", example},
 		{"every field", full},
-		{"metrics on tcp", &Config{Path: testPath, Metrics: Metrics{Network: "tcp", Address: "[::1]:9101"}, Worker: full.Worker, Upgrade: full.Upgrade}},
-		{"metrics on an abstract socket", &Config{Path: testPath, Metrics: Metrics{Network: "unix", Address: "@m"}, Worker: full.Worker, Upgrade: full.Upgrade}},
-		{"abstract control socket", &Config{Path: testPath, ControlSocket: "@baton \"web\"", Worker: full.Worker, Upgrade: full.Upgrade}},
+		{"metrics on tcp", &Config{Path: testPath, Metrics: Metrics{Network: "tcp", Address: "[::1]:9101"}, Worker: full.Worker, Upgrade: full.Upgrade, Health: Default().Health}},
+		{"metrics on an abstract socket", &Config{Path: testPath, Metrics: Metrics{Network: "unix", Address: "@m"}, Worker: full.Worker, Upgrade: full.Upgrade, Health: Default().Health}},
+		{"abstract control socket", &Config{Path: testPath, ControlSocket: "@baton \"web\"", Worker: full.Worker, Upgrade: full.Upgrade, Health: Default().Health}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

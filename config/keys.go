@@ -7,10 +7,12 @@ import (
 
 // The keys of each table, as the file spells them.
 var (
-	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade", "metrics"}
+	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade", "reload", "health", "metrics"}
 	listenKeys  = []string{"name", "network", "address", "mode", "owner", "group", "backlog"}
 	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "watchdog", "restart_delay", "restart_delay_max", "log_identifier"}
 	upgradeKeys = []string{"commit", "soak", "timeout"}
+	reloadKeys  = []string{"soak"}
+	healthKeys  = []string{"check", "check_interval", "check_timeout", "check_failures"}
 	metricsKeys = []string{"address", "path"}
 )
 
@@ -29,7 +31,7 @@ func (d *decoder) unknownTop(key string, line int, name string) {
 	sections := []struct {
 		header string
 		keys   []string
-	}{{"[worker]", workerKeys}, {"[upgrade]", upgradeKeys}, {"[metrics]", metricsKeys}, {"[[listen]]", listenKeys}}
+	}{{"[worker]", workerKeys}, {"[upgrade]", upgradeKeys}, {"[health]", healthKeys}, {"[metrics]", metricsKeys}, {"[[listen]]", listenKeys}}
 	for _, s := range sections {
 		if contains(s.keys, name) {
 			d.errorf(key, line, "unknown key (it belongs under %s)", s.header)

@@ -162,6 +162,14 @@ func (d *decoder) root(t *node) {
 			if d.table(key, v, "[upgrade]") {
 				d.upgrade(v)
 			}
+		case "reload":
+			if d.table(key, v, "[reload]") {
+				d.reload(v)
+			}
+		case "health":
+			if d.table(key, v, "[health]") {
+				d.health(v)
+			}
 		case "metrics":
 			if d.table(key, v, "[metrics]") {
 				d.metrics(v)
@@ -302,6 +310,46 @@ func (d *decoder) upgrade(t *node) {
 			d.duration(key, v, &u.Timeout)
 		default:
 			d.unknown(key, v.line, k, upgradeKeys)
+		}
+	}
+}
+
+func (d *decoder) reload(t *node) {
+	r := &d.c.Reload
+	for _, k := range t.keys {
+		v := t.fields[k]
+		key := "reload." + keyString([]string{k})
+		d.c.lines[key] = v.line
+		switch k {
+		case "soak":
+			d.duration(key, v, &r.Soak)
+		default:
+			d.unknown(key, v.line, k, reloadKeys)
+		}
+	}
+}
+
+func (d *decoder) health(t *node) {
+	h := &d.c.Health
+	for _, k := range t.keys {
+		v := t.fields[k]
+		key := "health." + keyString([]string{k})
+		d.c.lines[key] = v.line
+		switch k {
+		case "check":
+			if s, ok := d.strings(key, v); ok {
+				h.Check = s
+			}
+		case "check_interval":
+			d.duration(key, v, &h.CheckInterval)
+		case "check_timeout":
+			d.duration(key, v, &h.CheckTimeout)
+		case "check_failures":
+			if n, ok := d.integer(key, v); ok {
+				h.CheckFailures = n
+			}
+		default:
+			d.unknown(key, v.line, k, healthKeys)
 		}
 	}
 }

@@ -102,6 +102,8 @@ func (c *Config) validate(requireCommand bool) errorList {
 	k.listeners()
 	k.worker(requireCommand)
 	k.upgrade()
+	k.reload()
+	k.health()
 	k.metrics()
 	return k.errs
 }
@@ -239,6 +241,34 @@ func (k *checker) upgrade() {
 		k.errorf("upgrade.soak", "must not be negative (got %s)", u.Soak)
 	}
 	k.positive("upgrade.timeout", u.Timeout)
+}
+
+// MaxCheckFailures is the highest health.check_failures.
+const MaxCheckFailures = 100
+
+func (k *checker) reload() {
+	if k.c.Reload.Soak < 0 {
+		k.errorf("reload.soak", "must not be negative (got %s)", k.c.Reload.Soak)
+	}
+}
+
+func (k *checker) health() {
+	h := &k.c.Health
+	if len(h.Check) > 0 {
+		if h.Check[0] == "" {
+			k.errorf("health.check", "the program (first element) is empty")
+		}
+		for i, arg := range h.Check {
+			if strings.IndexByte(arg, 0) >= 0 {
+				k.errorf("health.check", "element %d contains a NUL byte", i)
+			}
+		}
+	}
+	k.positive("health.check_interval", h.CheckInterval)
+	k.positive("health.check_timeout", h.CheckTimeout)
+	if h.CheckFailures < 1 || h.CheckFailures > MaxCheckFailures {
+		k.errorf("health.check_failures", "must be from 1 to %d (got %d)", MaxCheckFailures, h.CheckFailures)
+	}
 }
 
 func (k *checker) metrics() {

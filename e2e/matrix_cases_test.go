@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +19,7 @@ import (
 func faultCases() []faultCase {
 	var cs []faultCase
 	for _, group := range [][]faultCase{masterFaults(), stormCases(), workerCases(), notifyCases(),
-		controlCases(), pidFileCases(), configCases(), nofileCases()} {
+		controlCases(), pidFileCases(), configCases(), nofileCases(), probationCases()} {
 		cs = append(cs, group...)
 	}
 	return cs
@@ -356,16 +357,16 @@ func workerCases() []faultCase {
 			}}),
 		{name: "upgrade-exit-after-ready-during-soak", kind: "worker", conf: conf{soak: "1h"}, end: end{gen: 1},
 			steps: func(f *fault) {
-				// N's workers exit right after READY=1 once the gate "crash" is open, again
-				// and again; O, soaking, serves on (it does not watch N's workers).
+				// N's workers exit right after READY=1 once the gate "crash" is open: N is on
+				// probation until O commits, so the first exit fails it, and O rolls back by
+				// itself.
 				f.write(conf{mode: "ready-exit", gate: "crash"})
 				o := f.first
 				n := f.usr2(o)
 				f.ready(o, n)
 				f.open("crash")
-				f.wait(`msg="worker crash loop; restarting"`, n)
-				f.signal(n, syscall.SIGQUIT)
-				f.wait(`msg="upgrade rolled back`, o)
+				f.wait(`msg="upgrade rolled back`, o, `reason="worker \d \(pid \d+\) exit status 0 during probation"`)
+				f.gone(n)
 			}},
 		reload("ignore-stop-signal", conf{}, faultCase{conf: ignoreStop, end: end{gen: 1, failed: 2 * clients, why: whyKilled},
 			steps: func(f *fault) { f.waitLog(`msg="worker did not stop in time; killing it"`, 2) }}),
@@ -798,6 +799,110 @@ func nofileCases() []faultCase {
 				if _, err := f.statusOf(); err != nil {
 					f.t.Errorf("status with fds again: %v", err)
 				}
+			}},
+	}
+}
+
+// probationCases: a new generation on trial (reload.soak, the soak of an upgrade, the
+// [health] check) fails, or passes, under load; a failure leaves the old generation serving.
+func probationCases() []faultCase {
+	// trial starts a reload to next and waits until its new workers are on trial.
+	trial := func(f *fault, next conf) {
+		f.write(next)
+		f.signal(f.first, syscall.SIGHUP)
+		f.wait(`msg="probation: the reload's new workers are on trial"`, f.first)
+	}
+	// reloadFails checks that the reload in flight ends failed with reason.
+	reloadFails := func(f *fault, reason string) {
+		f.t.Helper()
+		var got []string
+		waitFor(f.t, 20*time.Second, func() bool { got = f.reloads(f.first); return len(got) > 0 }, "the reload to end")
+		if l := got[len(got)-1]; !strings.Contains(l, "reload failed") || !strings.Contains(l, reason) {
+			f.t.Errorf("the reload did not fail with %q: %s", reason, l)
+		}
+	}
+	// script writes an executable shell script into the service directory.
+	script := func(f *fault, name, body string) string {
+		path := f.path(name)
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		return path
+	}
+	failing := func(f *fault) string {
+		return fmt.Sprintf("check = [%q]\ncheck_interval = \"50ms\"\ncheck_failures = 2", script(f, "down.sh", "echo checking; echo backend down; exit 1"))
+	}
+	const downReason = "health check failed 2 time(s) in a row: exit status 1: backend down"
+	return []faultCase{
+		{name: "reload-probation-worker-exits", kind: "probation", fast: true, end: end{gen: 1},
+			steps: func(f *fault) {
+				trial(f, conf{mode: "ready-exit", slot: 2, gate: "crash", reloadSoak: "1h"})
+				f.open("crash")
+				reloadFails(f, "new worker 2 (pid ")
+				reloadFails(f, "exit status 0 during probation")
+			}},
+		{name: "reload-probation-errno", kind: "probation", end: end{gen: 1},
+			steps: func(f *fault) {
+				trial(f, conf{mode: "errno", slot: 2, gate: "errno", reloadSoak: "1h"})
+				f.open("errno")
+				reloadFails(f, "reported ERRNO=111: db down during probation")
+			}},
+		{name: "reload-check-fails", kind: "probation", end: end{gen: 1},
+			steps: func(f *fault) {
+				f.write(conf{reloadSoak: "1h", health: failing(f)})
+				if l := f.hup(f.first); !strings.Contains(l, "reload failed") || !strings.Contains(l, downReason) {
+					f.t.Errorf("the reload did not fail with %q: %s", downReason, l)
+				}
+			}},
+		{name: "reload-check-passes", kind: "probation", end: end{gen: 1},
+			steps: func(f *fault) {
+				// The check sees its generation, its master (its parent) and the new workers.
+				ok := script(f, "ok.sh", `[ "$BATON_GENERATION" = 1 ] && [ "$BATON_MASTER_PID" = "$PPID" ] || exit 1
+n=0; for p in $BATON_WORKER_PIDS; do [ -d /proc/$p ] || exit 2; n=$((n+1)); done; [ $n = 2 ] || exit 3`)
+				f.write(conf{reloadSoak: "300ms", health: fmt.Sprintf("check = [%q]\ncheck_interval = \"100ms\"", ok)})
+				if l := f.hup(f.first); !strings.Contains(l, "reload complete") {
+					f.t.Errorf("the reload with a passing check: %s", l)
+				}
+				if got := f.linesOf(f.first, `msg="health check failed"`); len(got) > 0 {
+					f.t.Errorf("the check failed: %s", got[0])
+				}
+			}},
+		{name: "upgrade-check-fails", kind: "probation", fast: true, conf: conf{soak: "1h"}, end: end{gen: 1},
+			steps: func(f *fault) {
+				f.write(conf{soak: "1h", health: failing(f)})
+				o := f.first
+				n := f.usr2(o)
+				f.wait(`msg="upgrade rolled back`, o, `reason="`+regexp.QuoteMeta(downReason)+`"`)
+				f.gone(n)
+			}},
+		{name: "upgrade-check-timeout", kind: "probation", conf: conf{soak: "1h"}, end: end{gen: 1},
+			steps: func(f *fault) {
+				// The check, and what it started, are killed at check_timeout: nothing of it
+				// is left (the runner checks the master's children).
+				f.write(conf{soak: "1h", health: `check = ["/bin/sh", "-c", "sleep 60 & sleep 60"]
+check_timeout = "200ms"
+check_failures = 1`})
+				o := f.first
+				n := f.usr2(o)
+				f.wait(`msg="upgrade rolled back`, o, `reason="health check failed 1 time\(s\) in a row: timed out after 200ms"`)
+				f.gone(n)
+			}},
+		{name: "upgrade-probation-errno", kind: "probation", conf: conf{soak: "1h"}, end: end{gen: 1},
+			steps: func(f *fault) {
+				f.write(conf{soak: "1h", mode: "errno", slot: 2, gate: "errno"})
+				o := f.first
+				n := f.usr2(o)
+				f.ready(o, n)
+				f.open("errno")
+				f.wait(`msg="upgrade rolled back`, o, `reason="worker 2 \(pid \d+\) reported ERRNO=111: db down during probation"`)
+				f.gone(n)
+			}},
+		{name: "upgrade-check-passes", kind: "probation", end: end{gen: 2},
+			steps: func(f *fault) {
+				ok := script(f, "ok.sh", `[ "$BATON_GENERATION" = 2 ] && [ "$BATON_MASTER_PID" = "$PPID" ]`)
+				f.write(conf{health: fmt.Sprintf("check = [%q]", ok)})
+				f.usr2(f.first)
+				f.gone(f.first)
 			}},
 	}
 }

@@ -81,6 +81,8 @@ type conf struct {
 	soak         string // upgrade.soak, default 0s
 	timeout      string // upgrade.timeout, default 30s
 	worker       string // more [worker] lines
+	reloadSoak   string // reload.soak, default 0s
+	health       string // [health] lines; "" = none
 	raw          string // the whole file instead of all of the above
 }
 
@@ -142,8 +144,15 @@ restart_delay_max = "800ms"
 commit = %q
 soak = %q
 timeout = %q
+
+[reload]
+soak = %q
+
+[health]
+%s
 `, s.addr, strings.Join(quoted, ", "), count, env, or(c.ready, "notify"), or(c.stopSignal, "TERM"),
-		or(c.stopTimeout, "5s"), or(c.startTimeout, "10s"), c.worker, or(c.commit, "auto"), or(c.soak, "0s"), or(c.timeout, "30s"))
+		or(c.stopTimeout, "5s"), or(c.startTimeout, "10s"), c.worker, or(c.commit, "auto"), or(c.soak, "0s"), or(c.timeout, "30s"),
+		or(c.reloadSoak, "0s"), c.health)
 }
 
 func shellQuote(args ...string) string {

@@ -35,6 +35,8 @@ import (
 //	             $TESTWORKER_DIR/stop-<pid> and exits 0
 //	ready-exit   says READY=1 and exits 0 at once (once $TESTWORKER_DIR/$TESTWORKER_GATE
 //	             exists, when that is set)
+//	errno        says READY=1, then (once the gate exists, when set) STATUS=db down and
+//	             ERRNO=111, and waits for TERM
 //	close-fd3    closes fd 3 (its listener), says READY=1, waits for TERM
 //	spew         writes $TESTWORKER_SPEW bytes (default 2 MiB) of lines to stdout and to
 //	             stderr, says READY=1, waits for TERM
@@ -86,6 +88,10 @@ func testWorkerMain() {
 		ready()
 		waitGate(stop)
 		os.Exit(0)
+	case "errno":
+		ready()
+		waitGate(stop)
+		notify(sdnotify.Status("db down"), "ERRNO=111")
 	case "close-fd3":
 		syscall.Close(3)
 		ready()
@@ -159,13 +165,16 @@ func spew() {
 	}
 }
 
-func ready() {
+func ready() { notify(sdnotify.Ready) }
+
+// notify sends one datagram of state lines to $NOTIFY_SOCKET.
+func notify(state ...string) {
 	n, err := sdnotify.New()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testworker:", err)
 		os.Exit(2)
 	}
-	if err := n.Notify(sdnotify.Ready); err != nil {
+	if err := n.Notify(state...); err != nil {
 		fmt.Fprintln(os.Stderr, "testworker:", err)
 		os.Exit(2)
 	}

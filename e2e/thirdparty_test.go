@@ -22,8 +22,10 @@ import (
 // and http.server close every connection anyway) and with its checks:
 //
 //  1. baton with 2 workers, TAG=1 in their env; the load starts;
-//  2. HUP with TAG=2 in the config: a new pool of generation 1 replaces the first;
-//  3. USR2: a new master, generation 2, committed after a short soak;
+//  2. HUP with TAG=2 in the config: a new pool of generation 1 replaces the first, after a
+//     probation (reload.soak) during which a [health] check (python3's urllib, a GET of
+//     the service) must pass;
+//  3. USR2: a new master, generation 2, committed after a short soak, its check passed;
 //  4. the load stops (connections the kernel queued when the last listener closes would be
 //     reset: the matrix's whyStopped); `baton stop --wait`; the reaper exits: nothing of
 //     the service is left.
@@ -154,6 +156,9 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 	if got := f.hup(first); !strings.Contains(got, `msg="reload complete"`) {
 		t.Fatalf("HUP: %s", got)
 	}
+	if len(f.linesOf(first, `msg="probation: the reload's new workers are on trial"`)) != 1 {
+		t.Errorf("the reload was not on probation")
+	}
 	if master, st := f.settle(base); master != first || st.Generation != 1 {
 		t.Fatalf("after HUP: master %d generation %d in charge, want %d generation 1", master, st.Generation, first)
 	}
@@ -175,7 +180,7 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 	}
 	s.waitExit(30 * time.Second)
 	var bad []string
-	for _, e := range []string{"level=ERROR", "[ERROR]", "[CRITICAL]", "Traceback", "panic:"} {
+	for _, e := range []string{"level=ERROR", "[ERROR]", "[CRITICAL]", "Traceback", "panic:", "health check failed"} {
 		bad = append(bad, lines(s.log(), e)...)
 	}
 	if len(bad) > 0 {
@@ -207,7 +212,14 @@ start_timeout = "20s"
 
 [upgrade]
 soak = "200ms"
-`, s.addr, strings.Join(cmd, ", "), tag, tp.env, tp.ready, tp.worker)
+
+[reload]
+soak = "300ms"
+
+[health]
+check = [%q, "-c", "import sys, urllib.request; urllib.request.urlopen('http://' + sys.argv[1] + '/', timeout=2)", %q]
+check_interval = "100ms"
+`, s.addr, strings.Join(cmd, ", "), tag, tp.env, tp.ready, tp.worker, python3, s.addr)
 }
 
 // only waits until the live processes under the reaper but master, the servers' own

@@ -61,6 +61,7 @@
 //	worker-crashed       34cd23173dc043c9933778f622718be5
 //	ready                fdb23e8b48634ef5b0b8e45a164ff044
 //	stopping             57367b0fd3f7486d90a5b84cf60d7a6d
+//	probation-failed     174da87b6ff64e878dfc7bdf5f4f2c33
 //
 // Any other "event" value is still logged as BATON_EVENT, without
 // MESSAGE_ID.

@@ -15,6 +15,7 @@ const (
 	MessageIDWorkerCrashed     = "34cd23173dc043c9933778f622718be5"
 	MessageIDReady             = "fdb23e8b48634ef5b0b8e45a164ff044"
 	MessageIDStopping          = "57367b0fd3f7486d90a5b84cf60d7a6d"
+	MessageIDProbationFailed   = "174da87b6ff64e878dfc7bdf5f4f2c33"
 )
 
 // messageIDs maps each known "event" value to its MESSAGE_ID.
@@ -29,6 +30,7 @@ var messageIDs = map[string]string{
 	"worker-crashed":      MessageIDWorkerCrashed,
 	"ready":               MessageIDReady,
 	"stopping":            MessageIDStopping,
+	"probation-failed":    MessageIDProbationFailed,
 }
 
 // MessageID returns the MESSAGE_ID of a lifecycle event ("upgrade-started",
@@ -43,6 +45,6 @@ func Events() []string {
 	return []string{
 		"upgrade-started", "upgrade-committed", "upgrade-rolled-back", "upgrade-failed",
 		"reload-started", "reload-ok", "reload-failed",
-		"worker-crashed", "ready", "stopping",
+		"worker-crashed", "ready", "stopping", "probation-failed",
 	}
 }

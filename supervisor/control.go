@@ -458,7 +458,8 @@ func (m *Master) waitBound(verb string) time.Duration {
 		// push their start deadline back (EXTEND_TIMEOUT_USEC=, up to maxStartStretch
 		// start timeouts), can take longer: the client then hears that the reload is
 		// still in flight, which is true.
-		return lookupTimeout + w.StartTimeout + w.StopTimeout + waitMargin
+		// Then the trial (reload.soak, the health check) before the old workers retire.
+		return lookupTimeout + w.StartTimeout + w.StopTimeout + probationBound(m.cfg, true) + waitMargin
 	case "stop":
 		// The workers drain (SIGKILL at stop_timeout) while a new master not committed
 		// backs out; then the last replies are written.

@@ -30,6 +30,14 @@
 // place a role changes, along the arrows of STATES.md. Everything the master does to the
 // world goes through the system interface, so the machine is tested without processes.
 //
+// # Probation
+//
+// A new generation is on trial before it replaces the old one, which serves beside it all
+// along: a new master from its first pool's ready until its old master commits, a
+// reload's new workers for reload.soak. A worker that exits, a worker's ERRNO=, or the
+// [health] check failing check_failures times in a row fails it: the reload fails, the
+// upgrade rolls back (probation.go, STATES.md).
+//
 // # Invariants
 //
 //   - Every master is a direct child of the service manager (or of whatever started the

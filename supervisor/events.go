@@ -126,6 +126,8 @@ const (
 	tNewMasterKill                   // the new master did not exit after TERM/QUIT: SIGKILL
 	tWatchdog                        // ping systemd's watchdog
 	tProgress                        // new master: send the progress held back by progressEvery
+	tReloadSoak                      // a reload's probation: its soak ran out
+	tCheck                           // a probation: run the health check again
 	tWorkerWatchdog                  // ready w sent no WATCHDOG=1 within its watchdog interval (watchdog.go)
 )
 
@@ -133,7 +135,7 @@ var timerNames = [...]string{
 	tWorkerStart: "worker-start", tWorkerKill: "worker-kill", tWorkerLinger: "worker-linger",
 	tRestart: "restart", tUpgradeReady: "upgrade-ready", tSoak: "soak",
 	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
-	tWorkerWatchdog: "worker-watchdog",
+	tReloadSoak: "reload-soak", tCheck: "check", tWorkerWatchdog: "worker-watchdog",
 }
 
 func (k timerKind) String() string { return timerNames[k] }
@@ -147,6 +149,7 @@ type timer struct {
 	p    *pool
 	slot int
 	up   *upgrade
+	pr   *probation
 	at   time.Time // when it was armed (Master.arm): at+d is its deadline, for baton status
 
 	stop func() // set by the system that armed it

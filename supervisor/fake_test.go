@@ -43,6 +43,7 @@ type fakeSystem struct {
 	sent       []handoffMsg // every message sent over a link, in order
 	bugs       []string     // broken rules seen at the moment of an effect
 	asked      []*replies   // what control clients were answered (random sequences)
+	checks     []checkRun   // health check runs started and not stopped or answered
 }
 
 func newFakeSystem() *fakeSystem {
@@ -154,6 +155,34 @@ func (s *fakeSystem) waitMain(p *parent) {
 func (s *fakeSystem) askUnitStopping() {
 	s.did("ask unit stopping")
 	s.asks++
+}
+
+func (s *fakeSystem) runCheck(c checkRun) {
+	s.did("check %d %s %s", c.seq, strings.Join(c.argv, " "), strings.Join(c.env[len(c.env)-3:], " "))
+	if slices.ContainsFunc(s.checks, func(x checkRun) bool { return x.pr == c.pr }) {
+		s.bugs = append(s.bugs, "a second run of a check while one runs")
+	}
+	s.checks = append(s.checks, c)
+}
+
+func (s *fakeSystem) stopCheck(pr *probation) {
+	s.checks = slices.DeleteFunc(s.checks, func(c checkRun) bool {
+		if c.pr == pr {
+			s.did("stop check %d", c.seq)
+		}
+		return c.pr == pr
+	})
+}
+
+func (s *fakeSystem) environ() []string { return []string{"PATH=/usr/bin:/bin", "WATCHDOG_USEC=1000"} }
+
+// answerChecks ends every check run in flight, passed (err nil) or failed.
+func (s *fakeSystem) answerChecks(m *Master, err error) {
+	cs := s.checks
+	s.checks = nil
+	for _, c := range cs {
+		m.handle(checkDone{pr: c.pr, seq: c.seq, err: err, out: "out"})
+	}
 }
 
 func (s *fakeSystem) loadConfig(seq int) {

@@ -30,6 +30,8 @@ import (
 //	N → O  {"type":"ready"}              every worker of N is ready
 //	N → O  {"type":"error","reason":…}   N gives up (then exits)
 //	N → O  {"type":"exit","code":…,"reason":…}  N's last word before it exits uncommitted
+//	O → N  {"type":"committing"}         O's soak is over (or the operator committed): its
+//	       workers drain; N's probation is over
 //	O → N  {"type":"commit","metrics":…} O has retired its workers and exits: N is in charge
 //
 // N learns that O is gone, committed or not, from end-of-file; O learns that N is gone
@@ -152,7 +154,19 @@ func (p *parent) read(m *Master) {
 }
 
 func (m *Master) onOldMasterMsg(p *parent, msg handoffMsg) {
-	if m.parent == p && msg.Type == "commit" {
+	if m.parent != p {
+		return
+	}
+	switch msg.Type {
+	case "committing":
+		// The soak is over (or the operator committed): the old workers drain, and from now
+		// on a worker that exits is restarted rather than a reason to roll back.
+		if m.probation != nil {
+			m.log.Info("the old master commits: probation over", "pool", m.probation.pool.id)
+			m.endProbation(m.probation)
+			m.probation = nil
+		}
+	case "commit":
 		m.metrics.counts.Add(msg.Metrics)
 		m.takeCharge(true)
 	}
@@ -199,6 +213,8 @@ func (m *Master) takeCharge(committed bool) {
 	}
 	oldPID := m.parent.oldPID
 	m.parent = nil
+	m.endProbation(m.probation) // nothing to roll back to any more
+	m.probation = nil
 	disarm(m.progress.timer)
 	m.progress.timer = nil
 	if committed {
@@ -213,6 +229,9 @@ func (m *Master) takeCharge(committed bool) {
 		m.become(roleServing, "in charge")
 	case roleJoining:
 		m.become(roleStarting, "in charge before ready")
+		if m.readyOnce { // its workers were ready; the health check had not passed yet
+			m.become(roleServing, "in charge, workers ready")
+		}
 	case roleStopping:
 		return // exiting anyway
 	}
@@ -274,6 +293,9 @@ func (m *Master) snapshot() MasterSnapshot {
 	if p := m.current; p != nil {
 		n.Ready, n.Wanted = p.readyCount(), len(p.workers)
 	}
+	if m.probation != nil {
+		n.Probation = m.probation.describe()
+	}
 	for _, w := range m.workerStatus(time.Time{}) {
 		if len(n.Workers) == maxSnapshotWorkers {
 			break
@@ -319,7 +341,7 @@ func validSnapshot(n *MasterSnapshot, pid int) bool {
 	if n == nil || n.PID != pid || n.Generation < 1 || n.Ready < 0 || n.Wanted < 0 || n.Ready > n.Wanted {
 		return false
 	}
-	n.State, n.Version, n.Exe = cleanText(n.State), cleanText(n.Version), cleanText(n.Exe)
+	n.State, n.Version, n.Exe, n.Probation = cleanText(n.State), cleanText(n.Version), cleanText(n.Exe), cleanText(n.Probation)
 	if len(n.Workers) > maxSnapshotWorkers {
 		n.Workers = n.Workers[:maxSnapshotWorkers]
 	}

@@ -36,6 +36,7 @@ func reach(t testing.TB, r role, edit ...func(*config.Config)) (*Master, *fakeSy
 		return m, s
 	}
 	readyAll(m)
+	s.answerChecks(m, nil) // a new master's first check
 	switch r {
 	case roleServing, roleAwaitingCommit:
 	case roleStopping:
@@ -125,6 +126,28 @@ var eventKinds = []struct {
 		}
 	}},
 	{"old-commit", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "commit"}}) }},
+	{"old-committing", func(m *Master, s *fakeSystem) {
+		m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "committing"}})
+	}},
+	{"errno", func(m *Master, s *fakeSystem) {
+		if ws := s.workers(m.current); len(ws) > 0 {
+			m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(ws[0].pid), Fields: []sdnotify.Field{{Key: "ERRNO", Value: "5"}}}})
+		}
+	}},
+	{"check-pass", func(m *Master, s *fakeSystem) { s.answerChecks(m, nil) }},
+	{"check-fail", func(m *Master, s *fakeSystem) {
+		for range 3 { // check_failures
+			if ts := s.armedOf(tCheck); len(ts) > 0 {
+				s.fire(ts[0])
+			}
+			s.answerChecks(m, fmt.Errorf("exit status 1"))
+		}
+	}},
+	{"reload-soak", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tReloadSoak); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
 	{"old-gone", func(m *Master, s *fakeSystem) { m.handle(oldMasterGone{parentOr(m)}) }},
 	{"old-gone-main", func(m *Master, s *fakeSystem) {
 		m.handle(oldMasterGone{parentOr(m)})
@@ -264,7 +287,9 @@ var wantRole = map[role]map[string]role{
 		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"old-commit": roleStarting, "old-gone-main": roleStarting, "ctl-stop": roleStopping,
 	},
+	// crash, errno, check-fail: probation failed: the new master gives up (the old one rolls back).
 	roleAwaitingCommit: {
+		"crash": roleStopping, "errno": roleStopping, "watchdog-trigger+exit": roleStopping, // on probation
 		"old-commit": roleServing, "old-gone-main": roleServing, "TERM": roleStopping,
 		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"ctl-stop": roleStopping,
@@ -274,24 +299,47 @@ var wantRole = map[role]map[string]role{
 	},
 }
 
+// wantRoleChecked is where wantRole differs with a health check ([health] check): a new
+// master whose workers are ready waits for the check to pass before it is ready.
+var wantRoleChecked = map[role]map[string]role{
+	roleJoining:        {"ready": roleJoining},
+	roleAwaitingCommit: {"check-fail": roleStopping},
+}
+
+// withCheck configures a health check and a reload soak.
+func withCheck(c *config.Config) {
+	c.Health.Check = []string{"/usr/local/bin/smoke", "--port", "8080"}
+	c.Reload.Soak = 5 * time.Second
+}
+
 func TestTransitions(t *testing.T) {
-	for r := roleStarting; r < roleExited; r++ {
-		for _, k := range eventKinds {
-			t.Run(r.String()+"/"+k.name, func(t *testing.T) {
-				m, s := reach(t, r, withWatchdog)
-				k.do(m, s)
-				want, ok := wantRole[r][k.name]
-				if !ok {
-					want = r
+	for _, checked := range []bool{false, true} {
+		for r := roleStarting; r < roleExited; r++ {
+			for _, k := range eventKinds {
+				name := r.String() + "/" + k.name
+				edit := withWatchdog // every case with the per-worker watchdog on
+				if checked {
+					name, edit = "checked/"+name, func(c *config.Config) { withCheck(c); withWatchdog(c) }
 				}
-				if m.role != want {
-					t.Errorf("%s + %s: role %s, want %s\neffects: %q", r, k.name, m.role, want, s.effects)
-				}
-				if len(s.bugs) > 0 {
-					t.Errorf("%s + %s: %q", r, k.name, s.bugs)
-				}
-				checkInvariants(t, m, s)
-			})
+				t.Run(name, func(t *testing.T) {
+					m, s := reach(t, r, edit)
+					k.do(m, s)
+					want, ok := wantRole[r][k.name]
+					if w, ok2 := wantRoleChecked[r][k.name]; checked && ok2 {
+						want, ok = w, true
+					}
+					if !ok {
+						want = r
+					}
+					if m.role != want {
+						t.Errorf("%s + %s: role %s, want %s\neffects: %q", r, k.name, m.role, want, s.effects)
+					}
+					if len(s.bugs) > 0 {
+						t.Errorf("%s + %s: %q", r, k.name, s.bugs)
+					}
+					checkInvariants(t, m, s)
+				})
+			}
 		}
 	}
 }
@@ -372,6 +420,36 @@ func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
 			}
 		}
 	}
+	// A trial: a reload's whose new workers are all ready, or a new master's not committed
+	// yet; with a check, its next run is either running or armed; a new master whose check
+	// passed has said ready.
+	var trials []*probation
+	if r := m.reload; r != nil && r.probation != nil {
+		if r.pool == nil || !r.pool.allReady() || r.probation.pool != r.pool {
+			fail("reload on trial before every new worker is ready")
+		}
+		trials = append(trials, r.probation)
+	}
+	if pr := m.probation; pr != nil {
+		if m.parent == nil || (m.role != roleJoining && m.role != roleAwaitingCommit) {
+			fail("a new master's trial in role %s (parent %v)", m.role, m.parent != nil)
+		}
+		if pr.passed && m.role == roleJoining {
+			fail("the check passed, and the new master did not say ready")
+		}
+		trials = append(trials, pr)
+	}
+	for _, pr := range trials {
+		running := slices.ContainsFunc(s.checks, func(c checkRun) bool { return c.pr == pr })
+		if pr.health.On() && running == (pr.next != nil) {
+			fail("trial of pool %d: check running %v, next run armed %v", pr.pool.id, running, pr.next != nil)
+		}
+	}
+	for _, c := range s.checks {
+		if !slices.Contains(trials, c.pr) {
+			fail("a check runs for a trial that is over")
+		}
+	}
 	// Every armed timer belongs to something that still waits for it.
 	for _, tm := range s.armed {
 		if !timerOwned(m, tm) {
@@ -398,6 +476,10 @@ func timerOwned(m *Master, t *timer) bool {
 		return m.wdTimer == t
 	case tProgress:
 		return m.progress.timer == t && m.parent != nil
+	case tReloadSoak:
+		return t.pr.soak == t && m.reload != nil && m.reload.probation == t.pr
+	case tCheck:
+		return t.pr.next == t && m.onProbation(t.pr.pool) == t.pr
 	}
 	return false
 }
@@ -415,6 +497,9 @@ func TestRandomSequences(t *testing.T) {
 		var edit []func(*config.Config)
 		if seed%8 >= 4 {
 			edit = append(edit, withWatchdog)
+		}
+		if seed%3 == 0 {
+			edit = append(edit, withCheck) // probation with a check and a reload soak
 		}
 		m, s := reach(t, start, edit...)
 		var trail []string
@@ -457,7 +542,7 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 	for _, p := range m.allPools() {
 		all = append(all, p.live()...)
 	}
-	switch n := rng.IntN(13); {
+	switch n := rng.IntN(15); {
 	case n == 0 && len(s.armed) > 0:
 		t := s.armed[rng.IntN(len(s.armed))]
 		s.fire(t)
@@ -512,7 +597,10 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		}
 		return "new-" + k
 	case n == 7 && m.parent != nil:
-		switch rng.IntN(3) {
+		switch rng.IntN(4) {
+		case 3:
+			m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "committing"}})
+			return "old-committing"
 		case 0:
 			m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "commit"}})
 			return "old-commit"
@@ -533,7 +621,18 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		return "ctl-" + verb
 	case n == 9:
 		s.failNew = rng.IntN(4) == 0
-	case n == 11 && len(all) > 0:
+	case n == 11 && len(s.checks) > 0:
+		var err error
+		if rng.IntN(2) == 0 {
+			err = fmt.Errorf("exit status 1")
+		}
+		s.answerChecks(m, err)
+		return fmt.Sprintf("check-done:%v", err == nil)
+	case n == 12 && len(all) > 0:
+		w := all[rng.IntN(len(all))]
+		m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: []sdnotify.Field{{Key: "ERRNO", Value: "5"}}}})
+		return fmt.Sprintf("errno:%d", w.pid)
+	case n == 13 && len(all) > 0:
 		// What a worker may say of its watchdog, well or badly.
 		w := all[rng.IntN(len(all))]
 		f := []sdnotify.Field{

@@ -103,10 +103,13 @@ type Master struct {
 	reload   *reload // a reload in flight
 	reloads  int     // reloads started, to tell a late config result from the current one
 
-	up      *upgrade // as the old master: the upgrade in flight
-	parent  *parent  // as a new master: the link to the old one, until commit
-	exitMsg string   // as a new master not committed: why it exits, for the old master
-	quitAsk bool     // as the old master: QUIT arrived, systemd is being asked whether it stops the unit
+	up     *upgrade // as the old master: the upgrade in flight
+	parent *parent  // as a new master: the link to the old one, until commit
+	// probation: as a new master, its first pool on trial, from ready until its old
+	// master commits (probation.go); a reload's trial is the reload's own.
+	probation *probation
+	exitMsg   string // as a new master not committed: why it exits, for the old master
+	quitAsk   bool   // as the old master: QUIT arrived, systemd is being asked whether it stops the unit
 
 	lastErr     string
 	lastErrSlot int // lastErr is slot's crash loop: its worker ready again clears it (0: not one)
@@ -348,6 +351,8 @@ func (m *Master) handle(ev event) {
 		m.onHandOverDone(ev)
 	case unitState:
 		m.onUnitState(ev)
+	case checkDone:
+		m.onCheckDone(ev)
 	}
 	if m.role != roleExited {
 		m.updateStatus()
@@ -372,6 +377,10 @@ func (m *Master) onTimer(t *timer) {
 		m.onSoakEnd(t.up, t)
 	case tNewMasterKill:
 		m.onNewMasterKill(t.up, t)
+	case tReloadSoak:
+		m.onReloadSoak(t.pr, t)
+	case tCheck:
+		m.onCheckTimer(t.pr, t)
 	case tProgress:
 		if t == m.progress.timer {
 			m.progress.timer = nil
@@ -425,6 +434,10 @@ func (m *Master) cleanup() {
 	}
 	disarm(m.wdTimer)
 	disarm(m.progress.timer)
+	m.endProbation(m.probation)
+	if m.reload != nil {
+		m.endProbation(m.reload.probation)
+	}
 	if m.parent != nil {
 		msg := m.exitMsg
 		if msg == "" {
@@ -505,6 +518,9 @@ func (m *Master) onNotify(ev notifyEvent) {
 	}
 	if v, ok := ev.msg.Get("READY"); ok && v == "1" && w.state == workerStarting {
 		m.markReady(w)
+	}
+	if v, ok := ev.msg.Get("ERRNO"); ok {
+		m.onWorkerErrno(w, v)
 	}
 	m.notifyWatchdog(w, ev.msg)
 }

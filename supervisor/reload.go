@@ -23,6 +23,7 @@ type reload struct {
 	stamp     string // the config file as it was read (configStamp); "" if unknown
 	cfg       *config.Config
 	pool      *pool
+	probation *probation          // every new worker is ready: on trial until it commits (probation.go)
 	listeners []*fdstore.Listener // the set after the reload
 	unused    []*fdstore.Listener // current listeners the new config drops: closed on success
 	opened    []*fdstore.Listener // opened for this reload: closed on failure
@@ -51,7 +52,7 @@ func (m *Master) startReload(bySignal bool) {
 	m.log.Info("reload: reading the config", "event", "reload-started")
 	if m.readyOnce {
 		m.notifySystemd(sdnotify.Reloading, sdnotify.MonotonicUsec(monotonicNow()),
-			sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StartTimeout+5*time.Second))
+			sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StartTimeout+probationBound(m.cfg, true)+5*time.Second))
 	}
 	m.sys.loadConfig(m.reload.seq)
 }
@@ -108,11 +109,35 @@ func (m *Master) onConfigLoaded(ev configLoaded) {
 	m.spawnAll(p)
 }
 
-// commitReload retires the old workers once every new one is ready.
+// reloadReady runs when every new worker of the reload is ready: the new workers go on
+// trial (reload.soak, the health check) beside the old ones, or, with neither, replace
+// them at once.
+func (m *Master) reloadReady() {
+	r := m.reload
+	if r.probation != nil {
+		return
+	}
+	if r.cfg.Reload.Soak <= 0 && !r.cfg.Health.On() {
+		m.commitReload()
+		return
+	}
+	if m.readyOnce {
+		// systemd (Type=notify-reload) waits for READY=1: the trial of the new config may be
+		// longer than what the reload's start said.
+		m.notifySystemd(sdnotify.ExtendTimeoutUsec(probationBound(r.cfg, true) + 5*time.Second))
+	}
+	r.probation = m.startProbation(r.pool, r.cfg.Health, true, r.cfg.Reload.Soak)
+}
+
+// commitReload retires the old workers once every new one is ready and passed its trial.
 func (m *Master) commitReload() {
 	r := m.reload
 	m.reload = nil
+	m.endProbation(r.probation)
 	if old := m.current; old != nil {
+		if m.probation != nil && m.probation.pool == old {
+			m.probation.pool = r.pool // a new master's trial goes on with its new workers
+		}
 		m.retire(old, false)
 	}
 	r.pool.ready = true
@@ -146,6 +171,7 @@ func (m *Master) commitReload() {
 func (m *Master) failReload(reason string) {
 	r := m.reload
 	m.reload = nil
+	m.endProbation(r.probation)
 	if r.pool != nil {
 		m.retire(r.pool, false)
 	}

@@ -96,6 +96,9 @@ type MasterSnapshot struct {
 	Ready      int            `json:"ready"`  // workers ready
 	Wanted     int            `json:"wanted"` // workers its config asks for
 	Workers    []WorkerStatus `json:"workers"`
+	// Probation says how its trial goes ("health check failing (1 of 3): exit status 1"), while
+	// it is on trial with a check or a soak of its own.
+	Probation string `json:"probation,omitempty"`
 }
 
 // HistoryEntry is one lifecycle event: a start, a reload, an upgrade, a rollback, a crash
@@ -201,7 +204,11 @@ func (m *Master) step(now time.Time) *Step {
 		s.Name, deadline = "new-master-starting", up.timer
 		s.Text = "waiting for the new master to be ready"
 		if n := up.progress; n != nil {
-			s.Text += fmt.Sprintf(" (%d of %d workers ready)", n.Ready, n.Wanted)
+			s.Text += fmt.Sprintf(" (%d of %d workers ready", n.Ready, n.Wanted)
+			if n.Probation != "" {
+				s.Text += "; " + strings.ReplaceAll(n.Probation, "%", "%%") // the new master's words: no verbs
+			}
+			s.Text += ")"
 		}
 		if up.quit {
 			s.Text += "; commits as soon as it is"
@@ -210,6 +217,9 @@ func (m *Master) step(now time.Time) *Step {
 	case roleSoaking:
 		if up.timer != nil {
 			s.Name, deadline, s.Text = "soaking", up.timer, "soaking: commits automatically in %s"
+			if n := up.progress; n != nil && n.Probation != "" {
+				s.Text += " (new master: " + strings.ReplaceAll(n.Probation, "%", "%%") + ")"
+			}
 		} else {
 			s.Name, s.Text = "manual-commit", fmt.Sprintf("manual commit: waits for the operator (baton commit or QUIT to pid %d commits, baton rollback rolls back)", m.pid)
 		}
@@ -243,7 +253,9 @@ func (m *Master) step(now time.Time) *Step {
 		}
 	case roleJoining:
 		s.Name = "joining"
-		if p := m.current; p != nil {
+		if pr := m.probation; pr != nil {
+			s.Text = fmt.Sprintf("workers ready, waiting for the health check to pass (%s); old master %d in charge", strings.ReplaceAll(pr.describe(), "%", "%%"), m.parent.oldPID)
+		} else if p := m.current; p != nil {
 			s.Text = fmt.Sprintf("starting: %d of %d workers ready; old master %d in charge", p.readyCount(), len(p.workers), m.parent.oldPID)
 			deadline = p.startDeadline()
 			if deadline != nil {
@@ -257,7 +269,15 @@ func (m *Master) step(now time.Time) *Step {
 	}
 	if s.Name == "" && m.reload != nil {
 		s.Name, s.Text = "reloading", "reloading: reading the config"
-		if p := m.reload.pool; p != nil {
+		if pr := m.reload.probation; pr != nil {
+			s.Name, s.Text = "reload-probation", "reloading: new workers on probation beside the old ones"
+			if d := pr.describe(); d != "" {
+				s.Text += " (" + strings.ReplaceAll(d, "%", "%%") + ")"
+			}
+			if deadline = pr.soak; deadline != nil {
+				s.Text += "; the old ones retire in %s"
+			}
+		} else if p := m.reload.pool; p != nil {
 			s.Text = fmt.Sprintf("reloading: %d of %d new workers ready", p.readyCount(), len(p.workers))
 			if deadline = p.startDeadline(); deadline != nil {
 				s.Text += " (times out in %s)"
@@ -273,7 +293,7 @@ func (m *Master) step(now time.Time) *Step {
 		s.Deadline, s.Remaining = &d, left.String()
 		s.Text = fmt.Sprintf(s.Text, left)
 	} else {
-		s.Text = strings.ReplaceAll(s.Text, ", times out in %s", "")
+		s.Text = strings.ReplaceAll(strings.ReplaceAll(s.Text, ", times out in %s", ""), "%%", "%")
 	}
 	return s
 }

@@ -68,6 +68,13 @@ type system interface {
 	// with the ones the master has (fdstore.Resolve).
 	resolve(specs []fdstore.Spec, have []*fdstore.Listener) (use, unused []*fdstore.Listener, err error)
 
+	// runCheck starts a run of a probation's health check, off the loop; its result is
+	// posted as checkDone{c.pr, c.seq}. stopCheck kills pr's run in flight, if any, and
+	// forgets pr. environ is the master's environment, for a check's.
+	runCheck(c checkRun)
+	stopCheck(pr *probation)
+	environ() []string
+
 	// The pid file (pidfile.go).
 	writePID(path string, pid int) error
 	toOldbin(path string, pid int) error

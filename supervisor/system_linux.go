@@ -32,6 +32,8 @@ type osSystem struct {
 	dir  *os.File // the working directory at start (O_PATH): a new master starts there even if it was deleted
 
 	trimming atomic.Bool // a trimMemory runs
+
+	checks map[*probation]chan struct{} // health checks: closing one stops pr's run (check_linux.go); the loop's
 }
 
 func (s *osSystem) open() error {

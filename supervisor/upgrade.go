@@ -156,6 +156,9 @@ func (up *upgrade) waitingFor() string {
 		return "it never reported its progress (did it start?)"
 	}
 	what := fmt.Sprintf("%d of %d workers ready", n.Ready, n.Wanted)
+	if n.Probation != "" {
+		what += "; " + n.Probation
+	}
 	var not []string
 	for _, w := range n.Workers {
 		if w.State != workerReady.String() {
@@ -248,6 +251,9 @@ func (m *Master) commit() {
 		up.draining += len(p.all())
 	}
 	m.log.Info("committing the upgrade: old workers drain", "new_pid", up.pid)
+	if err := up.link.send(handoffMsg{Type: "committing"}); err != nil {
+		m.log.Debug("cannot tell the new master its probation is over", "new_pid", up.pid, "err", err)
+	}
 	if m.reload != nil {
 		m.failReload("upgrade committing")
 	}

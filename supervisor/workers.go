@@ -279,7 +279,7 @@ func (m *Master) poolChanged(p *pool) {
 		}
 	case m.reload != nil && p == m.reload.pool:
 		if p.allReady() {
-			m.commitReload()
+			m.reloadReady()
 		}
 	case p == m.current:
 		if !p.ready && p.allReady() {
@@ -298,12 +298,9 @@ func (m *Master) firstReady() {
 	m.readyOnce = true
 	switch m.role {
 	case roleJoining:
-		m.become(roleAwaitingCommit, "first pool ready")
-		if err := m.parent.link.send(handoffMsg{Type: "ready"}); err != nil {
-			m.log.Error("cannot tell the old master we are ready", "err", err)
-			return
-		}
-		m.log.Info("ready; waiting for the old master to commit the upgrade", "event", "ready")
+		// On trial until the old master commits; ready to it once the check passed.
+		m.probation = m.startProbation(m.current, m.cfg.Health, false, 0)
+		m.advance(m.probation)
 	case roleStarting:
 		m.become(roleServing, "first pool ready")
 		if m.parent == nil && len(m.history) == 0 {
@@ -312,6 +309,17 @@ func (m *Master) firstReady() {
 		m.log.Info("ready", "event", "ready")
 		m.notifyReady()
 	}
+}
+
+// tellReady is a new master whose first workers are ready (and passed the health check):
+// it tells its old master, which soaks, then commits.
+func (m *Master) tellReady() {
+	m.become(roleAwaitingCommit, "first pool ready")
+	if err := m.parent.link.send(handoffMsg{Type: "ready"}); err != nil {
+		m.log.Error("cannot tell the old master we are ready", "err", err)
+		return
+	}
+	m.log.Info("ready; waiting for the old master to commit the upgrade", "event", "ready")
 }
 
 // drained runs when a retiring pool is gone: a commit hands over once every worker of this
@@ -339,8 +347,12 @@ func (m *Master) maybeExit() {
 func (m *Master) failed(p *pool, slot int, reason string, readyAt time.Time) {
 	switch {
 	case p.retiring:
+	case m.reload != nil && p == m.reload.pool && m.reload.probation != nil:
+		m.failProbation(m.reload.probation, fmt.Sprintf("new worker %d %s during probation", slot, reason))
 	case m.reload != nil && p == m.reload.pool:
 		m.failReload(fmt.Sprintf("new worker %d %s before every new worker was ready", slot, reason))
+	case m.probation != nil && p == m.probation.pool:
+		m.failProbation(m.probation, fmt.Sprintf("worker %d %s during probation", slot, reason))
 	case m.role == roleJoining && p == m.current && !p.ready:
 		m.failStart(fmt.Sprintf("worker %d %s", slot, reason))
 	default:
@@ -389,6 +401,10 @@ func (m *Master) onRestart(p *pool, slot int, t *timer) {
 func (m *Master) retire(p *pool, fast bool) {
 	if p == m.current {
 		m.current = nil
+	}
+	if m.probation != nil && m.probation.pool == p {
+		m.endProbation(m.probation) // nothing left on trial
+		m.probation = nil
 	}
 	if !p.retiring {
 		p.retiring = true
