@@ -281,7 +281,8 @@ var wantRole = map[role]map[string]role{
 		"new-exit": roleServing, "new-killed": roleServing, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
 	// A worker's watchdog failure is a failure like a crash (watchdog-trigger+exit); the
-	// timeout or the trigger alone only stops the worker: its exit decides.
+	// timeout or the trigger alone only stops the worker, and its exit decides, but for a
+	// generation on probation (awaiting-commit), which fails at the miss, as at an ERRNO=.
 	roleJoining: {
 		"ready": roleAwaitingCommit, "crash": roleStopping, "watchdog-trigger+exit": roleStopping, "TERM": roleStopping,
 		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
@@ -289,7 +290,8 @@ var wantRole = map[role]map[string]role{
 	},
 	// crash, errno, check-fail: probation failed: the new master gives up (the old one rolls back).
 	roleAwaitingCommit: {
-		"crash": roleStopping, "errno": roleStopping, "watchdog-trigger+exit": roleStopping, // on probation
+		"crash": roleStopping, "errno": roleStopping, "watchdog-trigger+exit": roleStopping,
+		"watchdog-trigger": roleStopping, "worker-watchdog": roleStopping, // on probation: fails at the miss
 		"old-commit": roleServing, "old-gone-main": roleServing, "TERM": roleStopping,
 		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"ctl-stop": roleStopping,

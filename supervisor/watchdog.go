@@ -27,13 +27,13 @@ import (
 //   - A worker that misses it, or sends WATCHDOG=trigger, fails: it gets its stop signal,
 //     then SIGCONT (as systemd follows KillSignal= with it: a SIGSTOPped worker wakes to its
 //     stop signal and drains what it had accepted), and SIGKILL after stop_timeout or its
-//     watchdog interval, whichever is shorter; its
-//     exit then goes the way of every failure (failed: restart with backoff, a failed
-//     reload, a new master's failed start). systemd sends WatchdogSignal= (SIGABRT: a core
-//     dump) and SIGKILL after TimeoutAbortSec= (TimeoutStopSec=); baton has no core-dump
-//     policy of its own and asks with the signal the worker knows. A worker that could not
-//     say it was alive within one interval is not trusted with a longer drain: its slot
-//     is down until it exits, and a SIGSTOPped one only dies of the SIGKILL.
+//     watchdog interval, whichever is shorter; its exit then goes the way of every
+//     failure (failed: restart with backoff, a failed reload, a new master's failed
+//     start). A generation on probation fails at the miss itself, as at an ERRNO=.
+//     systemd sends WatchdogSignal= (SIGABRT: a core dump) and SIGKILL after
+//     TimeoutAbortSec= (TimeoutStopSec=); baton has no core-dump policy of its own and asks
+//     with the signal the worker knows. A worker that could not say it was alive within
+//     one interval is not trusted with a longer drain: its slot is down until it exits.
 //   - WATCHDOG_USEC= changes the worker's own interval (as systemd lets a service), within
 //     config.MinWatchdog..config.MaxWatchdog, and re-arms a ready worker's watchdog from
 //     now. Zero (systemd: off) is refused: a worker cannot switch off what the operator
@@ -100,6 +100,11 @@ func (m *Master) watchdogFailed(w *worker, reason string) {
 		// As systemd follows its KillSignal= (systemd.kill(5)): a stopped process gets its
 		// pending stop signal and drains, answering what it had accepted.
 		m.sys.signalGroup(w, syscall.SIGCONT)
+	}
+	if pr := m.onProbation(p); pr != nil {
+		// A generation on trial fails at the miss, as at an ERRNO=, rather than at the
+		// exit: its stopping worker is no longer ready, so the trial cannot go on.
+		m.failProbation(pr, fmt.Sprintf("worker %d (pid %d) %s during probation", w.slot, w.pid, reason))
 	}
 }
 

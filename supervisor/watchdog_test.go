@@ -327,3 +327,31 @@ func TestWatchdogSaidIsRateLimited(t *testing.T) {
 		t.Errorf("interval %s, want the last valid one", w.watchdogInterval())
 	}
 }
+
+// TestWatchdogFailsProbation: a reload's new worker that misses its watchdog while the new
+// workers are on trial (reload.soak) fails the reload at once, as an ERRNO= does; its exit
+// is then no failure of its own: the old workers serve on.
+func TestWatchdogFailsProbation(t *testing.T) {
+	m, s, old, _ := startReloadWaited(t, both(soak(5*time.Second), withWatchdog))
+	if m.reload == nil || !m.reload.pool.allReady() {
+		t.Fatal("the reload's workers are not on trial")
+	}
+	w := m.reload.pool.workers[0]
+	s.fire(w.timer)
+	if m.reload != nil || m.current != old {
+		t.Fatalf("reload %v, current pool %v: want the reload failed at the miss", m.reload != nil, m.current == old)
+	}
+	checkInvariants(t, m, s)
+	restarts := m.metrics.counts.WorkerRestarts
+	m.handle(workerExit{w: w, status: exitStatus{known: true, signal: syscall.SIGTERM}})
+	if m.metrics.counts.WorkerRestarts != restarts {
+		t.Errorf("the stopped worker of the failed reload was restarted")
+	}
+	if m.reload != nil || m.current != old {
+		t.Fatalf("reload %v, current pool %v: want the reload failed, the old pool serving", m.reload != nil, m.current == old)
+	}
+	if !strings.Contains(m.lastErr, "worker 1 (pid 1003) watchdog timeout (no WATCHDOG=1 within 10s) during probation") {
+		t.Errorf("last error %q: want the watchdog timeout during probation", m.lastErr)
+	}
+	checkInvariants(t, m, s)
+}
