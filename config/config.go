@@ -14,6 +14,15 @@ const (
 	ReadyStarted = "started"
 )
 
+// The bounds of worker.watchdog when it is on, and of the WATCHDOG_USEC= a worker may
+// send to change its own. Below MinWatchdog a worker on a loaded machine (a scheduler
+// hiccup, a garbage collection) would be killed for being slow rather than hung; above
+// MaxWatchdog a hung worker would hold its slot for hours, which is no watchdog.
+const (
+	MinWatchdog = 100 * time.Millisecond
+	MaxWatchdog = time.Hour
+)
+
 // DefaultMetricsPath is the URL path of the metrics endpoint unless
 // metrics.path says otherwise.
 const DefaultMetricsPath = "/metrics"
@@ -91,6 +100,7 @@ type Worker struct {
 	StartTimeout    time.Duration  // key "start_timeout", default 30s
 	StopSignal      syscall.Signal // key "stop_signal", default SIGTERM
 	StopTimeout     time.Duration  // key "stop_timeout" (the drain timeout before SIGKILL), default 30s
+	Watchdog        time.Duration  // key "watchdog": each worker's WATCHDOG_USEC; 0 (default) = off, else MinWatchdog..MaxWatchdog
 	RestartDelay    time.Duration  // key "restart_delay", first crash-restart delay, default 100ms
 	RestartDelayMax time.Duration  // key "restart_delay_max", cap of the doubling, default 10s; >= RestartDelay
 	LogIdentifier   string         // key "log_identifier": the workers' SYSLOG_IDENTIFIER; "" = JournalIdentifier's default

@@ -47,6 +47,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		StartTimeout:    90 * time.Second,
 		StopSignal:      syscall.SIGQUIT,
 		StopTimeout:     1500 * time.Millisecond,
+		Watchdog:        1500 * time.Millisecond,
 		RestartDelay:    time.Nanosecond,
 		RestartDelayMax: 1<<63 - 1,
 	}
@@ -100,6 +101,7 @@ ready = "notify"
 start_timeout = "30s"
 stop_signal = "SIGTERM"
 stop_timeout = "30s"
+watchdog = "0s"
 restart_delay = "100ms"
 restart_delay_max = "10s"
 

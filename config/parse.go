@@ -278,6 +278,8 @@ func (d *decoder) worker(t *node) {
 			}
 		case "stop_timeout":
 			d.duration(key, v, &w.StopTimeout)
+		case "watchdog":
+			d.duration(key, v, &w.Watchdog)
 		case "restart_delay":
 			d.duration(key, v, &w.RestartDelay)
 		case "restart_delay_max":

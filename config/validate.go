@@ -10,7 +10,7 @@ import (
 )
 
 // reservedEnv are the variables baton sets for each worker itself.
-var reservedEnv = []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NOTIFY_SOCKET"}
+var reservedEnv = []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
 
 // Validate checks the configuration as a whole: worker.command is set,
 // listener names are unique, mode/owner/group only on unix sockets, every
@@ -198,6 +198,9 @@ func (k *checker) worker(requireCommand bool) {
 		k.errorf("worker.stop_signal", "must be one of %s (got signal %d)", signalNames(), int(w.StopSignal))
 	}
 	k.positive("worker.stop_timeout", w.StopTimeout)
+	if w.Watchdog != 0 && (w.Watchdog < MinWatchdog || w.Watchdog > MaxWatchdog) {
+		k.errorf("worker.watchdog", "must be \"0s\" (off) or between %s and %s (got %s)", MinWatchdog, MaxWatchdog, w.Watchdog)
+	}
 	k.positive("worker.restart_delay", w.RestartDelay)
 	if w.LogIdentifier != "" {
 		if err := checkLogIdentifier(w.LogIdentifier); err != nil {

@@ -393,6 +393,28 @@ func workerCases() []faultCase {
 				f.hup(f.first)
 				f.wait(`msg="worker did not stop in time; killing it"`, f.first)
 			}},
+		// [worker] watchdog: hello pings every half second; a SIGSTOPped one sends nothing.
+		// At the timeout it gets TERM then SIGCONT (systemd.kill(5)): it wakes, drains what
+		// it had accepted while stopped (answered late, not lost), exits, and its slot
+		// restarts. The other worker serves meanwhile: the listening socket's queue is
+		// shared, and a stopped process accepts nothing from it.
+		{name: "worker-sigstop-watchdog", kind: "worker", fast: true, conf: conf{worker: `watchdog = "1s"`}, end: end{gen: 1},
+			steps: func(f *fault) {
+				w := workersOf(f.first)[0]
+				f.pause(w)
+				f.wait(`msg="worker watchdog: stopping it"`, f.first, `worker_pid=`+fmt.Sprint(w)+`\b`, `why="watchdog timeout \(no WATCHDOG=1 within 1s\)"`)
+				f.wait(`msg="worker failed; restarting"`, f.first, `\(pid `+fmt.Sprint(w)+`\) watchdog timeout`)
+				if n := f.lines(`msg="worker did not stop in time; killing it"`, f.first); n != 0 {
+					f.t.Errorf("the stopped worker was killed (%d), not woken to drain", n)
+				}
+			}},
+		// Without SIGCONT (stop_signal = "KILL" sends none): killed at once, requests cut.
+		{name: "worker-sigstop-watchdog-kill", kind: "worker", conf: conf{worker: `watchdog = "1s"`, stopSignal: "KILL"}, end: end{gen: 1, failed: clients, why: whyKilled},
+			steps: func(f *fault) {
+				w := workersOf(f.first)[0]
+				f.pause(w)
+				f.wait(`msg="worker failed; restarting"`, f.first, `\(pid `+fmt.Sprint(w)+`\) watchdog timeout`)
+			}},
 		reload("grandchild-holds-listener", conf{mode: "fork"}, faultCase{end: end{gen: 1}, steps: func(f *fault) { back(f) }}),
 		upgrade("grandchild-holds-listener", conf{}, faultCase{conf: conf{mode: "fork"}, end: end{gen: 2}}),
 		reload("shell-wrapped", conf{shell: true}, faultCase{fast: true, end: end{gen: 1}, steps: func(f *fault) { back(f) }}),
@@ -405,7 +427,7 @@ func workerCases() []faultCase {
 			}}),
 		reload("close-fd3", conf{mode: "close-fd3", slot: 2}, faultCase{end: end{gen: 1}}),
 	}
-	return append(cs, keepAliveVariants(cs, "reload-ignore-stop-signal", "worker-kill9-mid-request",
+	return append(cs, keepAliveVariants(cs, "reload-ignore-stop-signal", "worker-kill9-mid-request", "worker-sigstop-watchdog",
 		"upgrade-grandchild-holds-listener", "upgrade-shell-wrapped")...)
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/baton-supervisor/baton/sdnotify"
 )
@@ -49,6 +50,11 @@ import (
 //	activation   a server written for systemd, not for baton: takes its listener with
 //	             go-systemd's activation.Listeners(), serves net/http ("pid=… generation=…
 //	             worker=… tag=$TAG"), says nothing (ready = "started"); drains on TERM
+//	activation-watchdog
+//	             the same, and as a systemd service with WatchdogSec= does it with
+//	             go-systemd's daemon package: READY=1 (SdNotify), then WATCHDOG=1 every half
+//	             of SdWatchdogEnabled's interval, each logged ("watchdog ping n=… pid=…"),
+//	             until $TESTWORKER_DIR/hang-<its pid> exists: then it serves on, silent
 //
 // With arguments (a command: the reference worker), a worker whose BATON_WORKER is not
 // $TESTWORKER_SLOT (when set) execs them at once and misbehaves in no way.
@@ -107,7 +113,9 @@ func testWorkerMain() {
 	case "chatty":
 		chatty(stop)
 	case "activation":
-		activationServer(stop)
+		activationServer(stop, func() {})
+	case "activation-watchdog":
+		activationServer(stop, sdWatchdog)
 	default:
 		fmt.Fprintln(os.Stderr, "testworker: unknown TESTWORKER")
 		os.Exit(2)
@@ -218,7 +226,7 @@ func chatty(stop chan os.Signal) {
 // activationServer is a Go server made for systemd socket activation, not for baton: it
 // takes its listener with go-systemd's activation.Listeners(), serves net/http, says
 // nothing (ready = "started"), and drains on TERM (serveDraining).
-func activationServer(stop chan os.Signal) {
+func activationServer(stop chan os.Signal, ready func()) {
 	ls, err := activation.Listeners()
 	if err != nil || len(ls) != 1 || ls[0] == nil {
 		fmt.Fprintln(os.Stderr, "testworker: activation.Listeners:", ls, err)
@@ -227,8 +235,35 @@ func activationServer(stop chan os.Signal) {
 	serveDraining(ls[0], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "pid=%d generation=%s worker=%s tag=%s\n", os.Getpid(),
 			os.Getenv("BATON_GENERATION"), os.Getenv("BATON_WORKER"), os.Getenv("TAG"))
-	}), stop, func() {})
+	}), stop, ready)
 	os.Exit(0)
+}
+
+// sdWatchdog is what a Go service written for systemd does with go-systemd's daemon
+// package: READY=1, then WATCHDOG=1 every half interval, for as long as it is healthy
+// (here: until $TESTWORKER_DIR/hang-<pid> exists, a main loop that hangs).
+func sdWatchdog() {
+	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); !ok {
+		fmt.Fprintln(os.Stderr, "testworker: SdNotify READY=1:", ok, err)
+		os.Exit(2)
+	}
+	d, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || d <= 0 {
+		fmt.Fprintln(os.Stderr, "testworker: SdWatchdogEnabled:", d, err)
+		os.Exit(2)
+	}
+	hang := filepath.Join(os.Getenv("TESTWORKER_DIR"), fmt.Sprintf("hang-%d", os.Getpid()))
+	go func() {
+		for n := 1; ; n++ {
+			time.Sleep(d / 2) // the service's own pace, as systemd's docs advise
+			if _, err := os.Stat(hang); err == nil {
+				fmt.Fprintf(os.Stderr, "watchdog hangs pid=%d\n", os.Getpid())
+				return
+			}
+			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			fmt.Fprintf(os.Stderr, "watchdog ping n=%d pid=%d\n", n, os.Getpid())
+		}
+	}()
 }
 
 // serveDraining serves h on l, calls ready, and on a stop signal drains as hello does: it

@@ -43,6 +43,7 @@ type thirdParty struct {
 	command func(s *service) []string
 	ready   string // ready = …
 	env     string // more entries of env = { TAG = …, … }
+	worker  string // more [worker] lines
 	procs   int    // processes of a generation: baton's workers and their own children
 }
 
@@ -210,6 +211,7 @@ env = { TAG = %q%s }
 ready = %q
 stop_timeout = "10s"
 start_timeout = "20s"
+%s
 
 [upgrade]
 soak = "200ms"
@@ -224,7 +226,7 @@ check_interval = "100ms"
 [rollout]
 strategy = "rolling"
 canary = 1
-`, s.addr, strings.Join(cmd, ", "), tag, tp.env, tp.ready, python3, s.addr)
+`, s.addr, strings.Join(cmd, ", "), tag, tp.env, tp.ready, tp.worker, python3, s.addr)
 }
 
 // only waits until the live processes under the reaper but master, the servers' own
@@ -303,3 +305,144 @@ func TestStrayUSR2(t *testing.T) {
 		s.waitLog(`Handling signal: usr2`, len(ws))
 	})
 }
+
+// watchdogParties are servers baton's authors did not write that keep a systemd watchdog
+// (WatchdogSec=, sd_watchdog_enabled(3)) their own way; under baton's [worker] watchdog they
+// get WATCHDOG_USEC and WATCHDOG_PID as systemd gives them. Each logs its pings ("watchdog
+// ping n=… pid=…") and stops pinging, serving on, once $dir/hang-<its pid> exists: a main
+// loop that hangs while the process lives.
+var watchdogParties = []thirdParty{
+	{
+		// go-systemd's daemon package: SdNotify(READY=1), SdWatchdogEnabled, SdNotify(WATCHDOG=1);
+		// activation.Listeners for the socket (testworker_test.go, activation-watchdog).
+		name:    "go-systemd",
+		command: func(s *service) []string { return []string{bin.self} },
+		env: fmt.Sprintf(`, BATON_E2E_HELPER = "worker", TESTWORKER = "activation-watchdog", TESTWORKER_DIR = %q, GODEBUG = %q`,
+			"DIR", "containermaxprocs=0,updatemaxprocs=0"),
+	},
+	{
+		// python3 alone: fd 3, and sd_notify as its man page describes the protocol, with a
+		// plain socket.sendto to $NOTIFY_SOCKET.
+		name: "python3", need: python3,
+		files: map[string]string{"server.py": `import http.server, os, signal, socket, sys, threading, time
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("pid=%d generation=%s worker=%s tag=%s\n" % (os.getpid(),
+            os.environ["BATON_GENERATION"], os.environ["BATON_WORKER"], os.environ["TAG"])).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+def notify(msg):
+    addr = os.environ["NOTIFY_SOCKET"]
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(msg.encode(), addr)
+
+def watchdog(usec):
+    hang = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hang-%d" % os.getpid())
+    n = 0
+    while True:
+        time.sleep(usec / 2e6)
+        if os.path.exists(hang):
+            print("watchdog hangs pid=%d" % os.getpid(), file=sys.stderr, flush=True)
+            return
+        notify("WATCHDOG=1")
+        n += 1
+        print("watchdog ping n=%d pid=%d" % (n, os.getpid()), file=sys.stderr, flush=True)
+
+srv = http.server.HTTPServer(None, Handler, bind_and_activate=False)
+srv.socket.close()
+srv.socket = socket.socket(fileno=3)
+srv.socket.setblocking(False)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+threading.Thread(target=srv.serve_forever, args=(0.1,)).start()
+notify("READY=1")
+usec = int(os.environ.get("WATCHDOG_USEC", "0"))
+if usec > 0 and int(os.environ.get("WATCHDOG_PID", os.getpid())) == os.getpid():
+    threading.Thread(target=watchdog, args=(usec,), daemon=True).start()
+signal.sigwait({signal.SIGTERM})
+srv.shutdown()
+`},
+		command: func(s *service) []string { return []string{python3, s.path("server.py")} },
+	},
+}
+
+// TestThirdPartyWatchdog: with `watchdog = "1s"`, each server's pings keep its 2 workers
+// alive (4 pings each, 2 s, and no watchdog failure); worker 1 that stops pinging is
+// stopped (TERM: it drains) and restarted, reason "watchdog timeout", while the load runs:
+// no request fails, and the service settles as the fault matrix's do.
+func TestThirdPartyWatchdog(t *testing.T) {
+	for _, tp := range watchdogParties {
+		t.Run(tp.name, func(t *testing.T) {
+			if tp.need != "" {
+				if _, err := os.Stat(tp.need); err != nil {
+					t.Skipf("%s is not installed (%v)", tp.need, err)
+				}
+			}
+			s := newService(t)
+			for name, body := range tp.files {
+				if err := os.WriteFile(s.path(name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tp.env = strings.ReplaceAll(tp.env, `"DIR"`, strconv.Quote(s.dir))
+			tp.ready, tp.procs, tp.worker = "notify", 2, `watchdog = "1s"`
+			f := &fault{service: s, c: &faultCase{name: tp.name}}
+			first := s.run(tp.config(s, "1"))
+			ws := s.waitWorkers(first, 2)
+			base := fdKinds(t, first)
+			ld, err := load.Start(load.Options{Addr: s.addr, Clients: clients, Mode: load.NewConn, Duration: 10 * time.Minute, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.ld = ld
+			t.Cleanup(func() { ld.Stop() })
+
+			for _, w := range ws {
+				s.waitLog(fmt.Sprintf(`watchdog ping n=4 pid=%d\b`, w), 1)
+			}
+			if got := lines(s.log(), `msg="worker watchdog`); len(got) > 0 {
+				t.Fatalf("workers that ping were stopped by their watchdog:\n%s", strings.Join(got, "\n"))
+			}
+			if got := workersOf(first); !slices.Equal(sorted(got), sorted(ws)) {
+				t.Fatalf("workers %v, want %v still", got, ws)
+			}
+			f.progress()
+
+			hung := ws[0]
+			if err := os.WriteFile(s.path(fmt.Sprintf("hang-%d", hung)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f.wait(`msg="worker watchdog: stopping it"`, first, fmt.Sprintf(`worker_pid=%d\b`, hung), `why="watchdog timeout \(no WATCHDOG=1 within 1s\)"`)
+			f.wait(`msg="worker failed; restarting"`, first, fmt.Sprintf(`\(pid %d\) watchdog timeout`, hung))
+			if master, st := f.settle(base); master != first || st.Generation != 1 {
+				t.Fatalf("after the restart: master %d generation %d in charge, want %d generation 1", master, st.Generation, first)
+			}
+			if slices.Contains(workersOf(first), hung) {
+				t.Fatalf("the worker that stopped pinging (%d) still runs", hung)
+			}
+			f.progress()
+			f.checkFailures(ld.Stop())
+			if out, code := s.baton("stop", "--socket", s.path("baton.sock"), "--wait"); code != 0 {
+				t.Errorf("baton stop --wait = %d %q", code, out)
+			}
+			s.waitExit(30 * time.Second)
+			var bad []string
+			for _, e := range []string{"level=ERROR", "Traceback", "panic:", "testworker:"} {
+				bad = append(bad, lines(s.log(), e)...)
+			}
+			if len(bad) > 0 {
+				t.Errorf("errors in the log:\n%s", strings.Join(bad, "\n"))
+			}
+		})
+	}
+}
+
+func sorted(s []int) []int { s = slices.Clone(s); slices.Sort(s); return s }

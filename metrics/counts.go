@@ -29,6 +29,9 @@ type Counts struct {
 	WorkerStarts   uint64 `json:"worker_starts,omitempty"`
 	WorkerExits    uint64 `json:"worker_exits,omitempty"`
 	WorkerRestarts uint64 `json:"worker_restarts,omitempty"` // restarts scheduled after a crash or a failed start
+	// WorkerWatchdogs counts workers stopped by their watchdog: no WATCHDOG=1 in time, or
+	// WATCHDOG=trigger. Each is also counted in WorkerRestarts when its slot restarts.
+	WorkerWatchdogs uint64 `json:"worker_watchdogs,omitempty"`
 
 	Reloads   map[string]uint64 `json:"reloads,omitempty"`   // by result
 	Upgrades  map[string]uint64 `json:"upgrades,omitempty"`  // by result
@@ -79,6 +82,7 @@ func (c *Counts) Add(o *Counts) {
 	c.WorkerStarts += o.WorkerStarts
 	c.WorkerExits += o.WorkerExits
 	c.WorkerRestarts += o.WorkerRestarts
+	c.WorkerWatchdogs += o.WorkerWatchdogs
 	for _, m := range []struct {
 		dst *map[string]uint64
 		src map[string]uint64

@@ -41,8 +41,8 @@ type collector struct {
 	pub   *Publisher
 	conns func(gens map[int][]int) (map[int]map[string]int, error)
 
-	info, generation, workers, connDesc, starts, exits, restarts     *prometheus.Desc
-	reloads, upgrades, rollbacks, lastSuccess, upgradeDur, reloadDur *prometheus.Desc
+	info, generation, workers, connDesc, starts, exits, restarts, watchdogs *prometheus.Desc
+	reloads, upgrades, rollbacks, lastSuccess, upgradeDur, reloadDur        *prometheus.Desc
 }
 
 func newCollector(pub *Publisher) *collector {
@@ -59,6 +59,7 @@ func newCollector(pub *Publisher) *collector {
 		starts:      d("worker_starts_total", "Worker processes started."),
 		exits:       d("worker_exits_total", "Worker processes that exited, for whatever reason."),
 		restarts:    d("worker_restarts_total", "Worker restarts after a crash or a failed start."),
+		watchdogs:   d("worker_watchdog_failures_total", "Workers stopped by their watchdog ([worker] watchdog): no WATCHDOG=1 in time, or WATCHDOG=trigger."),
 		reloads:     d("reloads_total", "Reloads by result: ok, failed, refused.", "result"),
 		upgrades:    d("upgrades_total", "Upgrades by result: committed, rolled_back, failed (the new master could not be started).", "result"),
 		rollbacks:   d("rollbacks_total", "Upgrades rolled back, by why: requested, timeout, hand_over, new_master_exited.", "why"),
@@ -69,7 +70,7 @@ func newCollector(pub *Publisher) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.info, c.generation, c.workers, c.connDesc, c.starts, c.exits, c.restarts,
+	for _, d := range []*prometheus.Desc{c.info, c.generation, c.workers, c.connDesc, c.starts, c.exits, c.restarts, c.watchdogs,
 		c.reloads, c.upgrades, c.rollbacks, c.lastSuccess, c.upgradeDur, c.reloadDur} {
 		ch <- d
 	}
@@ -103,6 +104,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.starts, s.Counts.WorkerStarts)
 	counter(c.exits, s.Counts.WorkerExits)
 	counter(c.restarts, s.Counts.WorkerRestarts)
+	counter(c.watchdogs, s.Counts.WorkerWatchdogs)
 	for _, r := range []string{ResultOK, ResultFailed, ResultRefused} {
 		counter(c.reloads, s.Counts.Reloads[r], r)
 	}

@@ -85,6 +85,34 @@ func usec(d time.Duration) string {
 	return strconv.FormatInt(max(d.Microseconds(), 0), 10)
 }
 
+// ErrInvalidUsec is wrapped by ParseUsec for a value that is not a number of
+// microseconds.
+var ErrInvalidUsec = errors.New("sdnotify: not a number of microseconds")
+
+// maxUsec is the most microseconds a time.Duration holds.
+const maxUsec = uint64(1<<63-1) / uint64(time.Microsecond)
+
+// ParseUsec reads the value of WATCHDOG_USEC= or EXTEND_TIMEOUT_USEC= as a
+// service manager must, from a sender it does not trust: decimal digits only
+// (no sign, space or unit), at most 20 of them, and no more than a
+// time.Duration holds; else an error wrapping ErrInvalidUsec. Zero is
+// returned as 0: what it means is the caller's business.
+func ParseUsec(s string) (time.Duration, error) {
+	if s == "" || len(s) > 20 {
+		return 0, fmt.Errorf("%w: %d bytes", ErrInvalidUsec, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("%w: %q", ErrInvalidUsec, s)
+		}
+	}
+	us, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || us > maxUsec {
+		return 0, fmt.Errorf("%w: %q is out of range", ErrInvalidUsec, s)
+	}
+	return time.Duration(us) * time.Microsecond, nil
+}
+
 // FDName returns "FDNAME=" + name, or an error wrapping ErrInvalidFDName if
 // the service manager would refuse name (see ErrInvalidFDName). Names must
 // be unique in the store: they are how baton finds its sockets again.
@@ -116,8 +144,8 @@ func WatchdogInterval() (time.Duration, error) {
 	if !ok {
 		return 0, nil
 	}
-	us, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || us == 0 || us > uint64(time.Duration(1<<63-1)/time.Microsecond) {
+	d, err := ParseUsec(s)
+	if err != nil || d == 0 {
 		return 0, fmt.Errorf("sdnotify: WATCHDOG_USEC=%q is not a positive number of microseconds", s)
 	}
 	if p, ok := os.LookupEnv("WATCHDOG_PID"); ok {
@@ -129,5 +157,5 @@ func WatchdogInterval() (time.Duration, error) {
 			return 0, nil
 		}
 	}
-	return time.Duration(us) * time.Microsecond, nil
+	return d, nil
 }

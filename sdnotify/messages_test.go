@@ -114,6 +114,39 @@ func TestWatchdogInterval(t *testing.T) {
 	}
 }
 
+// TestParseUsec: what a worker sends is read strictly, whatever strconv would take.
+func TestParseUsec(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"1", time.Microsecond, true},
+		{"10000000", 10 * time.Second, true},
+		{"0010", 10 * time.Microsecond, true},
+		{"9223372036854775", 9223372036854775 * time.Microsecond, true}, // the most a Duration holds
+		{"9223372036854776", 0, false},
+		{"18446744073709551615", 0, false},
+		{"184467440737095516150", 0, false}, // 21 digits
+		{"", 0, false},
+		{"+5", 0, false},
+		{"-5", 0, false},
+		{" 5", 0, false},
+		{"5 ", 0, false},
+		{"5s", 0, false},
+		{"0x10", 0, false},
+		{"1_000", 0, false},
+		{"٣", 0, false}, // a digit, not an ASCII one
+	}
+	for _, tt := range tests {
+		got, err := ParseUsec(tt.in)
+		if (err == nil) != tt.ok || got != tt.want || err != nil && !errors.Is(err, ErrInvalidUsec) {
+			t.Errorf("ParseUsec(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
 // setOrUnset sets key to value for the test, or unsets it if value is "-".
 func setOrUnset(t *testing.T, key, value string) {
 	t.Helper()

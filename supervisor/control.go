@@ -454,8 +454,10 @@ func (m *Master) waitBound(verb string) time.Duration {
 	case "reload":
 		// The config is read (host names looked up), then every new worker is ready
 		// within start_timeout, or the one that is not is stopped (stop_timeout) and the
-		// reload fails. A new config with a longer start_timeout can take longer: the
-		// client then hears that the reload is still in flight, which is true.
+		// reload fails. A new config with a longer start_timeout, or new workers that
+		// push their start deadline back (EXTEND_TIMEOUT_USEC=, up to maxStartStretch
+		// start timeouts), can take longer: the client then hears that the reload is
+		// still in flight, which is true.
 		// Then the trial (reload.soak, the health check) before the old workers retire.
 		return lookupTimeout + w.StartTimeout + w.StopTimeout + probationBound(m.cfg, true) + waitMargin
 	case "stop":

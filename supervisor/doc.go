@@ -10,7 +10,8 @@
 // NOTIFY_SOCKET naming the master's own notify socket, never systemd's (a path in a
 // directory only the master's user and the workers' groups can enter, notifydir.go);
 // USR2 and WINCH start ignored, so a signal aimed at the whole service does not kill the
-// workers.
+// workers. With [worker] watchdog, each worker also gets WATCHDOG_USEC and WATCHDOG_PID (its
+// own pid) and the master watches it as systemd watches a service (watchdog.go).
 //
 // On SIGUSR2 the master (the old one, O) starts its binary again from the path it was
 // started with, detached: the new master (N) is cloned with CLONE_PARENT, so it is a child of

@@ -117,19 +117,20 @@ func (unitState) eventName() string       { return "unit-state" }
 type timerKind int
 
 const (
-	tWorkerStart   timerKind = iota // w not ready within start_timeout
-	tWorkerKill                     // w (its group) did not stop within its grace: SIGKILL
-	tWorkerLinger                   // w exited; look again whether its group is empty
-	tRestart                        // restart slot of p after the backoff
-	tUpgradeReady                   // the new master not ready within upgrade.timeout
-	tSoak                           // the soak time after the new master was ready: commit
-	tNewMasterKill                  // the new master did not exit after TERM/QUIT: SIGKILL
-	tWatchdog                       // ping systemd's watchdog
-	tProgress                       // new master: send the progress held back by progressEvery
-	tReloadSoak                     // a reload's probation: its soak ran out
-	tCheck                          // a probation: run the health check again
-	tRollBack                       // a failed rolling reload: the old workers' wait is over
-	tRestore                        // a rolled-back rolling upgrade: the old workers' wait is over
+	tWorkerStart    timerKind = iota // w not ready within start_timeout
+	tWorkerKill                      // w (its group) did not stop within its grace: SIGKILL
+	tWorkerLinger                    // w exited; look again whether its group is empty
+	tRestart                         // restart slot of p after the backoff
+	tUpgradeReady                    // the new master not ready within upgrade.timeout
+	tSoak                            // the soak time after the new master was ready: commit
+	tNewMasterKill                   // the new master did not exit after TERM/QUIT: SIGKILL
+	tWatchdog                        // ping systemd's watchdog
+	tProgress                        // new master: send the progress held back by progressEvery
+	tReloadSoak                      // a reload's probation: its soak ran out
+	tCheck                           // a probation: run the health check again
+	tRollBack                        // a failed rolling reload: the old workers' wait is over
+	tRestore                         // a rolled-back rolling upgrade: the old workers' wait is over
+	tWorkerWatchdog                  // ready w sent no WATCHDOG=1 within its watchdog interval (watchdog.go)
 )
 
 var timerNames = [...]string{
@@ -137,6 +138,7 @@ var timerNames = [...]string{
 	tRestart: "restart", tUpgradeReady: "upgrade-ready", tSoak: "soak",
 	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
 	tReloadSoak: "reload-soak", tCheck: "check", tRollBack: "roll-back", tRestore: "restore",
+	tWorkerWatchdog: "worker-watchdog",
 }
 
 func (k timerKind) String() string { return timerNames[k] }

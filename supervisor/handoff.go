@@ -323,7 +323,9 @@ func (m *Master) snapshot() MasterSnapshot {
 		if len(n.Workers) == maxSnapshotWorkers {
 			break
 		}
-		w.Uptime = ""
+		// Left out, to keep the message below readMsg's bound: a new master's failing
+		// worker fails its start, and that says why.
+		w.Uptime, w.Failure, w.LastFailure = "", "", ""
 		n.Workers = append(n.Workers, w)
 	}
 	return n
@@ -369,6 +371,7 @@ func validSnapshot(n *MasterSnapshot, pid int) bool {
 	for i := range n.Workers {
 		w := &n.Workers[i]
 		w.State, w.Role, w.Status, w.Uptime = cleanText(w.State), cleanText(w.Role), cleanText(w.Status), ""
+		w.Failure, w.LastFailure = cleanText(w.Failure), cleanText(w.LastFailure)
 		w.Slot, w.PID, w.Pool, w.Failures, w.Restarts = max(w.Slot, 0), max(w.PID, 0), max(w.Pool, 0), max(w.Failures, 0), max(w.Restarts, 0)
 	}
 	return true

@@ -178,6 +178,23 @@ var eventKinds = []struct {
 		}
 		s.hands = nil
 	}},
+	// The per-worker watchdog (watchdog.go): the first live worker of the master's pool.
+	{"watchdog-ping", workerSays("WATCHDOG", "1")},
+	{"watchdog-trigger", workerSays("WATCHDOG", "trigger")},
+	{"watchdog-trigger+exit", func(m *Master, s *fakeSystem) {
+		if ws := s.workers(m.current); len(ws) > 0 {
+			workerSays("WATCHDOG", "trigger")(m, s)
+			m.handle(workerExit{w: ws[0], status: exitStatus{known: true, signal: syscall.SIGTERM}})
+		}
+	}},
+	{"watchdog-usec", workerSays("WATCHDOG_USEC", "2000000")},
+	{"watchdog-usec-bad", workerSays("WATCHDOG_USEC", "0")},
+	{"extend-timeout", workerSays("EXTEND_TIMEOUT_USEC", "60000000")},
+	{"worker-watchdog", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tWorkerWatchdog); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
 	{"ctl-reload", ctl("reload")},
 	{"ctl-upgrade", ctl("upgrade")},
 	{"ctl-rollback", ctl("rollback")},
@@ -185,6 +202,18 @@ var eventKinds = []struct {
 	{"ctl-stop", ctl("stop")},
 	{"ctl-status", ctl("status")},
 }
+
+// workerSays is a datagram KEY=value from the first live worker of the master's pool.
+func workerSays(key, value string) func(m *Master, s *fakeSystem) {
+	return func(m *Master, s *fakeSystem) {
+		if ws := s.workers(m.current); len(ws) > 0 {
+			m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(ws[0].pid), Fields: []sdnotify.Field{{Key: key, Value: value}}}})
+		}
+	}
+}
+
+// withWatchdog turns the per-worker watchdog on.
+func withWatchdog(c *config.Config) { c.Worker.Watchdog = 10 * time.Second }
 
 // quitAnswered is QUIT, then systemd's answer to whether it stops the unit, if asked.
 func quitAnswered(ev unitState) func(m *Master, s *fakeSystem) {
@@ -255,14 +284,18 @@ var wantRole = map[role]map[string]role{
 	roleRollingBack: {
 		"new-exit": roleServing, "new-killed": roleServing, "TERM": roleStopping, "ctl-stop": roleStopping,
 	},
+	// A worker's watchdog failure is a failure like a crash (watchdog-trigger+exit); the
+	// timeout or the trigger alone only stops the worker, and its exit decides, but for a
+	// generation on probation (awaiting-commit), which fails at the miss, as at an ERRNO=.
 	roleJoining: {
-		"ready": roleAwaitingCommit, "crash": roleStopping, "TERM": roleStopping,
+		"ready": roleAwaitingCommit, "crash": roleStopping, "watchdog-trigger+exit": roleStopping, "TERM": roleStopping,
 		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"old-commit": roleStarting, "old-gone-main": roleStarting, "ctl-stop": roleStopping,
 	},
 	// crash, errno, check-fail: probation failed: the new master gives up (the old one rolls back).
 	roleAwaitingCommit: {
-		"crash": roleStopping, "errno": roleStopping,
+		"crash": roleStopping, "errno": roleStopping, "watchdog-trigger+exit": roleStopping,
+		"watchdog-trigger": roleStopping, "worker-watchdog": roleStopping, // on probation: fails at the miss
 		"old-commit": roleServing, "old-gone-main": roleServing, "TERM": roleStopping,
 		"QUIT": roleStopping, "QUIT+active": roleStopping, "QUIT+stopping": roleStopping, "QUIT+unknown": roleStopping,
 		"ctl-stop": roleStopping,
@@ -290,9 +323,9 @@ func TestTransitions(t *testing.T) {
 		for r := roleStarting; r < roleExited; r++ {
 			for _, k := range eventKinds {
 				name := r.String() + "/" + k.name
-				edit := func(*config.Config) {}
+				edit := withWatchdog // every case with the per-worker watchdog on
 				if checked {
-					name, edit = "checked/"+name, withCheck
+					name, edit = "checked/"+name, func(c *config.Config) { withCheck(c); withWatchdog(c) }
 				}
 				t.Run(name, func(t *testing.T) {
 					m, s := reach(t, r, edit)
@@ -378,11 +411,18 @@ func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
 			}
 		}
 	}
-	// A starting worker has its start timeout armed.
+	// A starting worker has its start timeout armed, no later than maxStartStretch start
+	// timeouts after it started; a ready worker with a watchdog has it armed.
 	for _, p := range m.allPools() {
 		for _, w := range p.live() {
 			if w.state == workerStarting && (w.timer == nil || !slices.Contains(s.armed, w.timer)) {
 				fail("starting worker %d has no start timeout armed", w.pid)
+			}
+			if t := w.timer; w.state == workerStarting && t.at.Add(t.d).After(w.started.Add(maxStartStretch*p.cfg.StartTimeout)) {
+				fail("starting worker %d: start deadline %s after its start", w.pid, t.at.Add(t.d).Sub(w.started))
+			}
+			if w.state == workerReady && w.watchdogInterval() > 0 && (w.timer == nil || w.timer.kind != tWorkerWatchdog || !slices.Contains(s.armed, w.timer)) {
+				fail("ready worker %d has no watchdog armed", w.pid)
 			}
 		}
 	}
@@ -430,6 +470,8 @@ func timerOwned(m *Master, t *timer) bool {
 		return t.w.timer == t && t.w.state != workerExited
 	case tWorkerLinger:
 		return t.w.linger == t && t.w.state == workerLingering
+	case tWorkerWatchdog:
+		return t.w.timer == t && t.w.state == workerReady
 	case tRestart:
 		return t.p.restart[t.slot-1] == t && !t.p.retiring
 	case tUpgradeReady, tSoak:
@@ -463,6 +505,9 @@ func TestRandomSequences(t *testing.T) {
 		rng := rand.New(rand.NewPCG(uint64(seed), 8))
 		start := []role{roleStarting, roleServing, roleJoining, roleSoaking}[seed%4]
 		var edit []func(*config.Config)
+		if seed%8 >= 4 {
+			edit = append(edit, withWatchdog)
+		}
 		if seed%3 == 0 {
 			edit = append(edit, withCheck) // probation with a check and a reload soak
 		}
@@ -513,7 +558,7 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 	for _, p := range m.allPools() {
 		all = append(all, p.live()...)
 	}
-	switch n := rng.IntN(14); {
+	switch n := rng.IntN(15); {
 	case n == 0 && len(s.armed) > 0:
 		t := s.armed[rng.IntN(len(s.armed))]
 		s.fire(t)
@@ -608,6 +653,18 @@ func randomEvent(rng *rand.Rand, m *Master, s *fakeSystem) string {
 		w := all[rng.IntN(len(all))]
 		m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: []sdnotify.Field{{Key: "ERRNO", Value: "5"}}}})
 		return fmt.Sprintf("errno:%d", w.pid)
+	case n == 13 && len(all) > 0:
+		// What a worker may say of its watchdog, well or badly.
+		w := all[rng.IntN(len(all))]
+		f := []sdnotify.Field{
+			{Key: "WATCHDOG", Value: "1"}, {Key: "WATCHDOG", Value: "1"}, {Key: "WATCHDOG", Value: "trigger"},
+			{Key: "WATCHDOG", Value: "2"}, {Key: "WATCHDOG_USEC", Value: "500000"}, {Key: "WATCHDOG_USEC", Value: "0"},
+			{Key: "WATCHDOG_USEC", Value: "99999999999999999999"}, {Key: "EXTEND_TIMEOUT_USEC", Value: "45000000"},
+			{Key: "EXTEND_TIMEOUT_USEC", Value: "9223372036854775"}, {Key: "EXTEND_TIMEOUT_USEC", Value: "-1"},
+		}[rng.IntN(10)]
+		s.clock = s.clock.Add(time.Duration(rng.IntN(20)) * time.Second)
+		m.handle(notifyEvent{msg: sdnotify.Message{PID: int32(w.pid), Fields: []sdnotify.Field{f}}})
+		return fmt.Sprintf("%s=%s:%d", f.Key, f.Value, w.pid)
 	case n == 10 && s.asks > 0:
 		ev := []unitState{{}, {stopping: true}, {err: fmt.Errorf("no D-Bus")}}[rng.IntN(3)]
 		answer(m, s, ev)

@@ -395,6 +395,8 @@ func (m *Master) onTimer(t *timer) {
 			m.progress.timer = nil
 			m.sendProgress()
 		}
+	case tWorkerWatchdog:
+		m.onWatchdogTimeout(t.w, t)
 	case tWatchdog:
 		if t == m.wdTimer {
 			m.wdTimer = m.arm(&timer{kind: tWatchdog, d: m.watchdog / 2})
@@ -529,6 +531,7 @@ func (m *Master) onNotify(ev notifyEvent) {
 	if v, ok := ev.msg.Get("ERRNO"); ok {
 		m.onWorkerErrno(w, v)
 	}
+	m.notifyWatchdog(w, ev.msg)
 }
 
 func closeAll(ls []*fdstore.Listener) {

@@ -23,6 +23,7 @@ type pool struct {
 	failures  []int               // consecutive failed starts per slot
 	restarts  []int               // restarts per slot, for status
 	restart   []*timer            // pending restarts per slot
+	lastFail  []string            // per slot: why its last worker failed, for status
 	ready     bool                // every slot has been ready at least once
 	retiring  bool                // asked to stop; no slot restarts
 }
@@ -34,6 +35,7 @@ func newPool(id int, cfg config.Worker, cred *syscall.Credential, ls []*fdstore.
 		failures: make([]int, cfg.Count),
 		restarts: make([]int, cfg.Count),
 		restart:  make([]*timer, cfg.Count),
+		lastFail: make([]string, cfg.Count),
 	}
 }
 

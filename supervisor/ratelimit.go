@@ -16,6 +16,7 @@ type rateLimits struct {
 	progressBad    limited
 	journalStream  limited // a worker that could not connect its own journal stream
 	workerErrno    limited // a worker's ERRNO= outside probation
+	watchdogSaid   limited // what a worker said of its watchdog or start timeout: a change, a refusal, a cap
 }
 
 // limited is one rate-limited log line. The loop owns it.

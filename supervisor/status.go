@@ -61,6 +61,10 @@ type WorkerStatus struct {
 	Status    string    `json:"status,omitempty"`   // the worker's own STATUS=
 	StartedAt time.Time `json:"started_at"`
 	Restarts  int       `json:"restarts,omitempty"` // restarts of its slot in this pool
+	// Failure is why the master is stopping it as a failure (a start or watchdog timeout,
+	// WATCHDOG=trigger); LastFailure why its slot's previous worker failed.
+	Failure     string `json:"failure,omitempty"`
+	LastFailure string `json:"last_failure,omitempty"`
 }
 
 // ReloadStatus describes a reload in flight.
@@ -166,6 +170,7 @@ func (m *Master) workerStatus(now time.Time) []WorkerStatus {
 				Slot: w.slot, PID: w.pid, Pool: p.id, State: w.state.String(), Role: role,
 				Uptime: age(now, w.started), Failures: p.failures[w.slot-1], Status: cleanText(w.status),
 				StartedAt: w.started, Restarts: p.restarts[w.slot-1],
+				Failure: cleanText(w.failReason), LastFailure: cleanText(p.lastFail[w.slot-1]),
 			})
 		}
 	}

@@ -101,7 +101,10 @@ func (s *osSystem) startWorker(w *worker) error {
 		Credential: p.cred,
 		Ignore:     forkSignals,
 		ListenPID:  len(p.listeners) > 0,
-		Nofile:     m.nofile,
+		// sd_watchdog_enabled(3) takes WATCHDOG_USEC only with WATCHDOG_PID unset or its
+		// own: set, so that what the worker starts does not take the worker's watchdog.
+		WatchdogPID: p.cfg.Watchdog > 0,
+		Nofile:      m.nofile,
 	}
 	if js, je := m.output.Journal(); js || je {
 		attr.Journal = &spawn.Journal{Identifier: p.cfg.JournalIdentifier(), Stdout: js, Stderr: je}

@@ -43,14 +43,16 @@ type worker struct {
 	readyAt time.Time
 	status  string     // the worker's last STATUS=
 	exit    exitStatus // once it exited
-	timer   *timer     // start timeout, then the kill after its stop signal
+	timer   *timer     // start timeout; when ready, its watchdog (if any); then the kill after its stop signal
 	linger  *timer     // lingering: when to look at the group again
 	retired bool       // stopped by the master (retire, stop): its exit is no failure
 	// unchecked: lingering only because its group was not looked at yet. A retiring pool's
 	// workers exit in a burst; their groups are looked at together, in one pass over /proc,
 	// when the last of them has exited (resolveExits).
 	unchecked bool
-	killed    bool // SIGKILL sent to its group
+	killed    bool          // SIGKILL sent to its group
+	watchdog  time.Duration // set by its WATCHDOG_USEC=: its own watchdog interval (0: the config's)
+	extended  time.Time     // its EXTEND_TIMEOUT_USEC= moved its start deadline here (zero: never)
 
 	failReason string // why the master stopped it, if it did so as a failure
 	logWarning string // set by startWorkers: why it writes to the master's journal stream rather than its own
@@ -104,6 +106,10 @@ func workerEnv(base []string, cfg config.Worker, ls []*fdstore.Listener, notify 
 	}
 	if notify != "" {
 		env = append(env, "NOTIFY_SOCKET="+notify)
+	}
+	if cfg.Watchdog > 0 {
+		// WATCHDOG_PID, the worker's own pid, is set between fork and exec (spawn).
+		env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(cfg.Watchdog.Microseconds(), 10))
 	}
 	return append(env, "BATON_GENERATION="+strconv.Itoa(gen), "BATON_WORKER="+strconv.Itoa(slot))
 }

@@ -107,6 +107,7 @@ func (m *Master) markReady(w *worker) {
 	w.timer = nil
 	w.state = workerReady
 	w.readyAt = m.sys.now()
+	m.armWatchdog(w)
 	if m.lastErrSlot == w.slot && w.pool == m.current {
 		m.setLastErr("", 0) // the crash loop is over; the history keeps it
 	}
@@ -120,7 +121,7 @@ func (m *Master) onStartTimeout(w *worker, t *timer) {
 	}
 	p := w.pool
 	m.log.Warn("worker not ready in time; killing it", "worker", w.slot, "worker_pid", w.pid, "start_timeout", p.cfg.StartTimeout)
-	w.failReason = fmt.Sprintf("not ready within %s", p.cfg.StartTimeout)
+	w.failReason = "not ready within " + startWindow(w)
 	m.stopWorker(w, p.cfg.StopSignal, p.cfg.StopTimeout)
 }
 
@@ -380,6 +381,7 @@ func (m *Master) slotFailed(p *pool, slot int, reason string, readyAt time.Time)
 		p.failures[i] = 0
 	}
 	p.failures[i]++
+	p.lastFail[i] = reason
 	n := p.failures[i]
 	m.metrics.counts.WorkerRestarts++
 	delay := backoff(p.cfg, n)

@@ -120,5 +120,11 @@ func printWorkers(w io.Writer, label string, ws []supervisor.WorkerStatus) {
 		if x.Status != "" {
 			field(w, "", "     status: "+x.Status)
 		}
+		if x.Failure != "" {
+			field(w, "", "     stopping: "+x.Failure)
+		}
+		if x.LastFailure != "" {
+			field(w, "", "     last failure: "+x.LastFailure)
+		}
 	}
 }

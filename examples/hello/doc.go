@@ -96,7 +96,9 @@
 // stop timeout longer than -drain plus -shutdown-timeout.
 //
 // Hello reports READY=1 once it serves. It talks to $NOTIFY_SOCKET (under
-// baton, the master's socket, never systemd's directly).
+// baton, the master's socket, never systemd's directly). With a watchdog
+// (WATCHDOG_USEC, and WATCHDOG_PID its own pid: baton's [worker] watchdog or
+// systemd's WatchdogSec=) it sends WATCHDOG=1 every half interval until it exits.
 //
 // See sd_listen_fds(3) and sd_notify(3):
 // https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html

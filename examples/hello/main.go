@@ -74,6 +74,7 @@ func run(args []string, stderr io.Writer) int {
 		log.Error("cannot report ready; stopping", "err", err)
 		status = exitError
 	} else {
+		defer startWatchdog(notifier, log)()
 		select {
 		case sig := <-stop:
 			log.Info("draining", "signal", sig.String(), "window", cfg.drain)

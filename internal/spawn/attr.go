@@ -38,6 +38,10 @@ type Attr struct {
 	// ListenPID sets LISTEN_PID=<the child's own pid> in Env (sd_listen_fds(3)), in place
 	// of any LISTEN_PID it holds.
 	ListenPID bool
+	// WatchdogPID sets WATCHDOG_PID=<the child's own pid> in Env (sd_watchdog_enabled(3)),
+	// in place of any WATCHDOG_PID it holds: a process the child starts inherits the
+	// variable but, with another pid, does not take the watchdog for its own.
+	WatchdogPID bool
 	// Nofile, if not nil, is the child's RLIMIT_NOFILE (see OriginalNofile).
 	Nofile *syscall.Rlimit
 	// Journal, if not nil, gives the child a journal stream of its own (see Journal).

@@ -4,7 +4,7 @@
 //
 //   - LISTEN_PID: sd_listen_fds(3) takes the inherited sockets only when LISTEN_PID is the
 //     process's own pid, which is known only after the fork. The child writes its pid into
-//     the environment it execs with.
+//     the environment it execs with (and into WATCHDOG_PID, for sd_watchdog_enabled(3)).
 //   - Ignored signals: `systemctl kill -s USR2` signals every process of the unit. A worker
 //     starts with USR2 and WINCH ignored (SIG_IGN survives execve), so the default action
 //     does not kill it; a program that wants them installs its own handler.

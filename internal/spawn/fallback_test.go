@@ -15,7 +15,7 @@ import (
 func TestPlanRoundTrip(t *testing.T) {
 	p := &plan{
 		path: "/bin/x\xff", args: []string{"x", "", "a b"}, env: []string{"A=1", "B=\n"}, dir: "/tmp",
-		listenPID: true, ignore: []uint64{12, 28},
+		pidVars: []string{listenPIDPrefix, watchdogPIDPrefix}, ignore: []uint64{12, 28},
 		cred: true, uid: 65534, gid: 65534, groups: []uint64{1, 2}, noSetGroups: true,
 		pdeathsig: 15, ppid: 1 << 40, nofile: true, nofileCur: 1024, nofileMax: ^uint64(0),
 		journal: true, journalSocket: "/run/j", journalHeader: "id\n\n6\n", journalStdout: true,

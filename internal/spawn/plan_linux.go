@@ -16,12 +16,12 @@ import (
 // header built), sent to the trampoline over its socket. Both ends are the same binary,
 // /proc/self/exe, so the encoding needs no version.
 type plan struct {
-	path      string
-	args      []string
-	env       []string // without LISTEN_PID when listenPID is set
-	dir       string
-	listenPID bool
-	ignore    []uint64
+	path    string
+	args    []string
+	env     []string // without the variables of pidVars
+	dir     string
+	pidVars []string // "LISTEN_PID=", "WATCHDOG_PID=": set to the trampoline's own pid
+	ignore  []uint64
 
 	cred        bool
 	uid, gid    uint64
@@ -71,7 +71,7 @@ func (p *plan) encode() []byte {
 	strs(p.args)
 	strs(p.env)
 	str(p.dir)
-	flag(p.listenPID)
+	strs(p.pidVars)
 	nums(p.ignore)
 	flag(p.cred)
 	u(p.uid)
@@ -145,7 +145,7 @@ func decodePlan(b []byte) (*plan, error) {
 	p.args = strs()
 	p.env = strs()
 	p.dir = str()
-	p.listenPID = flag()
+	p.pidVars = strs()
 	p.ignore = nums()
 	p.cred = flag()
 	p.uid = u()
@@ -176,16 +176,8 @@ func newPlan(a *Attr, path string) (*plan, error) {
 			return nil, fmt.Errorf("spawn: argv: %w", syscall.EINVAL)
 		}
 	}
-	env := dedupEnv(a.Env)
-	if a.ListenPID {
-		kept := env[:0]
-		for _, kv := range env {
-			if !strings.HasPrefix(kv, listenPIDPrefix) {
-				kept = append(kept, kv)
-			}
-		}
-		env = kept
-	}
+	pidVars := a.pidPrefixes()
+	env := withoutPrefixes(dedupEnv(a.Env), pidVars)
 	for _, s := range env {
 		if strings.IndexByte(s, 0) >= 0 {
 			return nil, fmt.Errorf("spawn: environment: %w", syscall.EINVAL)
@@ -197,7 +189,7 @@ func newPlan(a *Attr, path string) (*plan, error) {
 	if strings.IndexByte(a.Dir, 0) >= 0 {
 		return nil, fmt.Errorf("spawn: dir: %w", syscall.EINVAL)
 	}
-	p := &plan{path: path, args: a.Args, env: env, dir: a.Dir, listenPID: a.ListenPID}
+	p := &plan{path: path, args: a.Args, env: env, dir: a.Dir, pidVars: pidVars}
 	for _, sig := range a.Ignore {
 		p.ignore = append(p.ignore, uint64(sig))
 	}

@@ -5,6 +5,8 @@ package spawn
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -51,7 +53,33 @@ func isJournalStep(step uintptr) bool { return step >= stepJournalSocket && step
 // The kernel caps it at net.core.wmem_max unless the child may exceed that.
 const journalSndbuf = 8 << 20
 
-const listenPIDPrefix = "LISTEN_PID="
+const (
+	listenPIDPrefix   = "LISTEN_PID="
+	watchdogPIDPrefix = "WATCHDOG_PID="
+)
+
+// pidPrefixes are the variables a's child sets to its own pid, "NAME=" each.
+func (a *Attr) pidPrefixes() []string {
+	var ps []string
+	if a.ListenPID {
+		ps = append(ps, listenPIDPrefix)
+	}
+	if a.WatchdogPID {
+		ps = append(ps, watchdogPIDPrefix)
+	}
+	return ps
+}
+
+// withoutPrefixes returns env without the entries that start with one of prefixes.
+func withoutPrefixes(env []string, prefixes []string) []string {
+	kept := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(kv, p) }) {
+			kept = append(kept, kv)
+		}
+	}
+	return kept
+}
 
 // maxSignal is the highest signal number on Linux (SIGRTMAX).
 const maxSignal = 64

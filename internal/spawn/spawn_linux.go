@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -28,15 +27,16 @@ func runtimeAfterFork()
 func runtimeAfterForkInChild()
 
 // prepared is everything the child needs, built before the fork: the child only reads it,
-// and writes to pidBuf and failure, its own copies.
+// and writes to pidBufs and failure, its own copies.
 type prepared struct {
-	path   *byte
-	argv   []*byte // nil-terminated
-	envv   []*byte // nil-terminated
-	dir    *byte   // nil: stay
-	pidBuf []byte  // "LISTEN_PID=" and room for the digits and a NUL; nil: none
-	fds    []int
-	nextfd int // above every fd in fds and the pipe
+	path    *byte
+	argv    []*byte  // nil-terminated
+	envv    []*byte  // nil-terminated
+	dir     *byte    // nil: stay
+	pidBufs [][]byte // "LISTEN_PID=", "WATCHDOG_PID=", each with room for the digits and a NUL
+	pidPre  []int    // the length of each one's "NAME="
+	fds     []int
+	nextfd  int // above every fd in fds and the pipe
 
 	reset     []uintptr // every other signal that can be caught or ignored
 	ignore    []uintptr
@@ -87,18 +87,18 @@ func Start(a *Attr) (proc *os.Process, warning error, err error) {
 	if p.argv, err = cStrings(a.Args); err != nil {
 		return nil, nil, fmt.Errorf("spawn: argv: %w", err)
 	}
-	env := dedupEnv(a.Env)
-	if a.ListenPID {
-		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "LISTEN_PID=") })
-	}
+	prefixes := a.pidPrefixes()
+	env := withoutPrefixes(dedupEnv(a.Env), prefixes)
 	if p.envv, err = cStrings(env); err != nil {
 		return nil, nil, fmt.Errorf("spawn: environment: %w", err)
 	}
-	if a.ListenPID {
-		p.pidBuf = make([]byte, len(listenPIDPrefix)+21) // 20 digits and a NUL
-		copy(p.pidBuf, listenPIDPrefix)
+	for _, pre := range prefixes {
+		buf := make([]byte, len(pre)+21) // 20 digits and a NUL
+		copy(buf, pre)
+		p.pidBufs = append(p.pidBufs, buf)
+		p.pidPre = append(p.pidPre, len(pre))
 		last := len(p.envv) - 1 // the terminating nil
-		p.envv = append(p.envv[:last], &p.pidBuf[0], nil)
+		p.envv = append(p.envv[:last], &buf[0], nil)
 	}
 	if a.Dir != "" {
 		if p.dir, err = syscall.BytePtrFromString(a.Dir); err != nil {
@@ -198,6 +198,8 @@ func forkExec(p *prepared, pipe int) (pid uintptr, errno syscall.Errno) {
 		digits int
 		v      uintptr
 		jfd    uintptr
+		b      int
+		n      int
 	)
 	nextfd = p.nextfd
 
@@ -363,19 +365,22 @@ func forkExec(p *prepared, pipe int) (pid uintptr, errno syscall.Errno) {
 		}
 	}
 
-	// LISTEN_PID=<pid>, written into this process's own copy of the buffer.
-	if p.pidBuf != nil {
+	// LISTEN_PID=<pid>, WATCHDOG_PID=<pid>, written into this process's own copy of the
+	// buffers.
+	if len(p.pidBufs) > 0 {
 		mypid, _, _ = syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0)
 		digits = 1
 		for v = mypid; v >= 10; v /= 10 {
 			digits++
 		}
-		i = len(listenPIDPrefix) + digits
-		p.pidBuf[i] = 0
-		for v = mypid; digits > 0; digits-- {
-			i--
-			p.pidBuf[i] = byte('0' + v%10)
-			v /= 10
+		for b = 0; b < len(p.pidBufs); b++ {
+			i = p.pidPre[b] + digits
+			p.pidBufs[b][i] = 0
+			for v, n = mypid, digits; n > 0; n-- {
+				i--
+				p.pidBufs[b][i] = byte('0' + v%10)
+				v /= 10
+			}
 		}
 	}
 

@@ -120,6 +120,36 @@ func TestListenPID(t *testing.T) {
 	})
 }
 
+// TestWatchdogPID: WATCHDOG_PID is the child's own pid, as systemd sets it for a service's
+// main process, beside LISTEN_PID or alone; a stale one in Env is replaced.
+func TestWatchdogPID(t *testing.T) {
+	tests := []struct {
+		name      string
+		listenPID bool
+		env       []string
+	}{
+		{"alone", false, nil},
+		{"with LISTEN_PID", true, nil},
+		{"replaces a stale one", true, []string{"WATCHDOG_PID=1", "LISTEN_PID=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := sh(`echo "$$ $WATCHDOG_PID ${LISTEN_PID-unset}"; env | grep -c '^WATCHDOG_PID='`)
+			a.Env = append(a.Env, tt.env...)
+			a.ListenPID, a.WatchdogPID = tt.listenPID, true
+			out, _ := run(t, a)
+			f := strings.Fields(out)
+			want := "unset"
+			if tt.listenPID {
+				want = f[0]
+			}
+			if len(f) != 4 || f[0] != f[1] || f[2] != want || f[3] != "1" {
+				t.Errorf("pid, WATCHDOG_PID, LISTEN_PID, count = %q, want the pid, the pid, %s, 1", out, want)
+			}
+		})
+	}
+}
+
 func TestEnvLastWins(t *testing.T) {
 	a := sh(`env | grep ^SPAWN_ | sort`)
 	a.Env = append(a.Env, "SPAWN_A=1", "SPAWN_B=2", "SPAWN_A=3")

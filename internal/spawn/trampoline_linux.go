@@ -85,8 +85,8 @@ func trampoline(arg string) int {
 		}
 	}
 	env := p.env
-	if p.listenPID {
-		env = append(env, listenPIDPrefix+strconv.Itoa(syscall.Getpid()))
+	for _, pre := range p.pidVars {
+		env = append(env, pre+strconv.Itoa(syscall.Getpid()))
 	}
 
 	// From here on, only what the exec needs: the dispositions the program starts with,
