@@ -134,7 +134,8 @@ func (m *Master) gracefulStop() {
 	}
 	if m.up != nil {
 		disarm(m.up.timer)
-		m.up.timer = nil
+		disarm(m.up.restore)
+		m.up.timer, m.up.restore = nil, nil
 		m.stopNewMaster(m.up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
 	}
 	m.maybeExit()
@@ -164,7 +165,8 @@ func (m *Master) fastStop() {
 	}
 	if m.up != nil {
 		disarm(m.up.timer)
-		m.up.timer = nil
+		disarm(m.up.restore)
+		m.up.timer, m.up.restore = nil, nil
 		m.stopNewMaster(m.up, syscall.SIGTERM, newMasterGrace)
 	}
 	m.maybeExit()
