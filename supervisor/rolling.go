@@ -382,7 +382,7 @@ func (m *Master) upRollReport() {
 // upRollGo is the old master's "go": the old workers the batch replaced are gone.
 func (m *Master) upRollGo() {
 	ro := m.uproll
-	if ro == nil || !ro.waitGo || ro.failed || m.role != roleJoining {
+	if ro == nil || !ro.waitGo || ro.failed || m.role != roleJoining || m.current == nil {
 		return
 	}
 	ro.waitGo = false

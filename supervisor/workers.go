@@ -414,6 +414,7 @@ func (m *Master) onRestart(p *pool, slot int, t *timer) {
 func (m *Master) retire(p *pool, fast bool) {
 	if p == m.current {
 		m.current = nil
+		m.uproll = nil // a new master's rolling start ends with its pool
 	}
 	if m.probation != nil && m.probation.pool == p {
 		m.endProbation(m.probation) // nothing left on trial
