@@ -97,6 +97,7 @@ ready = "notify"
 start_timeout = "30s"
 stop_signal = "SIGTERM"
 stop_timeout = "30s"
+stop_spread = "0s"
 restart_delay = "100ms"
 restart_delay_max = "10s"
 

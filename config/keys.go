@@ -9,7 +9,7 @@ import (
 var (
 	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade", "metrics"}
 	listenKeys  = []string{"name", "network", "address", "mode", "owner", "group", "backlog"}
-	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "restart_delay", "restart_delay_max", "log_identifier"}
+	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "stop_spread", "restart_delay", "restart_delay_max", "log_identifier"}
 	upgradeKeys = []string{"commit", "soak", "timeout"}
 	metricsKeys = []string{"address", "path"}
 )

@@ -266,6 +266,8 @@ func (d *decoder) worker(t *node) {
 			}
 		case "stop_timeout":
 			d.duration(key, v, &w.StopTimeout)
+		case "stop_spread":
+			d.duration(key, v, &w.StopSpread)
 		case "restart_delay":
 			d.duration(key, v, &w.RestartDelay)
 		case "restart_delay_max":

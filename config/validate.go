@@ -195,6 +195,9 @@ func (k *checker) worker(requireCommand bool) {
 		k.errorf("worker.stop_signal", "must be one of %s (got signal %d)", signalNames(), int(w.StopSignal))
 	}
 	k.positive("worker.stop_timeout", w.StopTimeout)
+	if w.StopSpread < 0 {
+		k.errorf("worker.stop_spread", "must not be negative (got %s)", w.StopSpread)
+	}
 	k.positive("worker.restart_delay", w.RestartDelay)
 	if w.LogIdentifier != "" {
 		if err := checkLogIdentifier(w.LogIdentifier); err != nil {
