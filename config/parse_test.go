@@ -75,6 +75,8 @@ func TestParseKeys(t *testing.T) {
 			err: testPath + ":2: worker.env.\"A B\": variable name must be letters, digits and _, not starting with a digit (got \"A B\")"},
 		{name: "env reserved", toml: "[worker]\nenv = {\n  LISTEN_FDS = \"3\" }\n",
 			err: testPath + ":3: worker.env.LISTEN_FDS: baton sets LISTEN_FDS for each worker itself"},
+		{name: "env reserved stop timeout", toml: "[worker.env]\nBATON_STOP_TIMEOUT = \"3\"\n",
+			err: testPath + ":2: worker.env.BATON_STOP_TIMEOUT: baton sets BATON_STOP_TIMEOUT for each worker itself (from stop_timeout)"},
 		{name: "env value integer", toml: "[worker.env]\nN = 1\n",
 			err: testPath + ":2: worker.env.N: must be a string (got integer)"},
 		{name: "env array", toml: "[worker]\nenv = [\"A=1\"]\n",

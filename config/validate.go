@@ -10,7 +10,7 @@ import (
 )
 
 // reservedEnv are the variables baton sets for each worker itself.
-var reservedEnv = []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NOTIFY_SOCKET"}
+var reservedEnv = []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NOTIFY_SOCKET", "BATON_STOP_TIMEOUT"}
 
 // Validate checks the configuration as a whole: worker.command is set,
 // listener names are unique, mode/owner/group only on unix sockets, every
@@ -220,6 +220,10 @@ func (k *checker) env() {
 		case !validEnvName(name):
 			k.errorf(key, "variable name must be letters, digits and _, not starting with a digit (got %q)", name)
 		case contains(reservedEnv, name):
+			if name == "BATON_STOP_TIMEOUT" {
+				k.errorf(key, "baton sets %s for each worker itself (from stop_timeout)", name)
+				break
+			}
 			k.errorf(key, "baton sets %s for each worker itself", name)
 		case seen[name]:
 			k.errorf(key, "set twice")

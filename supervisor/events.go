@@ -126,12 +126,14 @@ const (
 	tNewMasterKill                  // the new master did not exit after TERM/QUIT: SIGKILL
 	tWatchdog                       // ping systemd's watchdog
 	tProgress                       // new master: send the progress held back by progressEvery
+	tSpread                         // retiring p: the next stop signal of its stop_spread is due
 )
 
 var timerNames = [...]string{
 	tWorkerStart: "worker-start", tWorkerKill: "worker-kill", tWorkerLinger: "worker-linger",
 	tRestart: "restart", tUpgradeReady: "upgrade-ready", tSoak: "soak",
 	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
+	tSpread: "spread",
 }
 
 func (k timerKind) String() string { return timerNames[k] }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/baton-supervisor/baton/config"
 	"github.com/baton-supervisor/baton/sdnotify"
@@ -120,6 +121,11 @@ var eventKinds = []struct {
 	}},
 	{"soak", func(m *Master, s *fakeSystem) {
 		if ts := s.armedOf(tSoak); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
+	{"spread", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tSpread); len(ts) > 0 {
 			s.fire(ts[0])
 		}
 	}},
@@ -242,11 +248,22 @@ var wantRole = map[role]map[string]role{
 	},
 }
 
+// TestTransitions runs the table twice: with the old workers' stop signals all at once,
+// and spread over stop_spread (a commit's, a stop's old workers then still serve, one by
+// one, while the table's events arrive).
 func TestTransitions(t *testing.T) {
+	for _, spread := range []time.Duration{0, 10 * time.Second} {
+		t.Run(fmt.Sprintf("stop_spread=%s", spread), func(t *testing.T) {
+			testTransitions(t, func(c *config.Config) { c.Worker.StopSpread = spread })
+		})
+	}
+}
+
+func testTransitions(t *testing.T, edit func(*config.Config)) {
 	for r := roleStarting; r < roleExited; r++ {
 		for _, k := range eventKinds {
 			t.Run(r.String()+"/"+k.name, func(t *testing.T) {
-				m, s := reach(t, r)
+				m, s := reach(t, r, edit)
 				k.do(m, s)
 				want, ok := wantRole[r][k.name]
 				if !ok {
@@ -314,9 +331,19 @@ func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
 	if r := m.reload; r != nil && r.pool != nil && r.pool.retiring {
 		fail("the reload's pool is retiring")
 	}
-	// Every worker of a retired pool has been told to stop, with its kill armed.
+	// Every worker of a retired pool has been told to stop, with its kill armed, or waits
+	// for its turn in the pool's stop_spread, serving, the next signal armed.
 	for _, p := range m.retiring {
+		if sp := p.spread; sp != nil && (sp.timer == nil || !slices.Contains(s.armed, sp.timer) || sp.next < 1 || sp.next >= len(sp.ws)) {
+			fail("pool %d's stop_spread has no next signal armed (%d of %d sent)", p.id, sp.next, len(sp.ws))
+		}
 		for _, w := range p.all() {
+			if p.spread.holds(w) && w.state == workerReady {
+				if !w.retired {
+					fail("worker %d held by the stop_spread of retiring pool %d is not retired", w.pid, p.id)
+				}
+				continue
+			}
 			if w.state != workerStopping && w.state != workerLingering {
 				fail("worker %d of retiring pool %d is %s", w.pid, p.id, w.state)
 			}
@@ -357,6 +384,8 @@ func timerOwned(m *Master, t *timer) bool {
 		return m.wdTimer == t
 	case tProgress:
 		return m.progress.timer == t && m.parent != nil
+	case tSpread:
+		return t.p.spread != nil && t.p.spread.timer == t && slices.Contains(m.retiring, t.p)
 	}
 	return false
 }
@@ -371,7 +400,12 @@ func TestRandomSequences(t *testing.T) {
 	for seed := range seqs {
 		rng := rand.New(rand.NewPCG(uint64(seed), 8))
 		start := []role{roleStarting, roleServing, roleJoining, roleSoaking}[seed%4]
-		m, s := reach(t, start)
+		m, s := reach(t, start, func(c *config.Config) {
+			if seed%8 >= 4 {
+				c.Worker.StopSpread = 10 * time.Second // old workers stop one by one
+				c.Worker.Count = 3
+			}
+		})
 		var trail []string
 		for range steps {
 			if m.role == roleExited {

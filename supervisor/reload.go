@@ -113,7 +113,7 @@ func (m *Master) commitReload() {
 	r := m.reload
 	m.reload = nil
 	if old := m.current; old != nil {
-		m.retire(old, false)
+		m.retireGracefully(old)
 	}
 	r.pool.ready = true
 	m.current = r.pool

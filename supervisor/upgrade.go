@@ -252,7 +252,7 @@ func (m *Master) commit() {
 		m.failReload("upgrade committing")
 	}
 	if m.current != nil {
-		m.retire(m.current, false)
+		m.retireGracefully(m.current)
 	}
 	m.drained() // nothing may have been left to drain
 }
@@ -322,7 +322,7 @@ func (m *Master) rollBack(reason string) {
 	up.timer = nil
 	m.become(roleRollingBack, reason)
 	m.startWorkersAgain()
-	m.stopNewMaster(up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
+	m.stopNewMaster(up, syscall.SIGQUIT, drainBound(m.cfg.Worker)+newMasterGrace)
 }
 
 // onNewMasterExit runs when N's pidfd says it exited; how says how it ended, as far as the
@@ -368,9 +368,10 @@ func (m *Master) onNewMasterExit(up *upgrade, how string) {
 }
 
 // startWorkersAgain starts this master's workers, from the config they ran with, if none
-// run (after WINCH, or during a commit).
+// run (after WINCH, or during a commit); the ones a stop_spread has not stopped yet serve
+// on (reinstate).
 func (m *Master) startWorkersAgain() {
-	if m.current != nil {
+	if m.current != nil || m.reinstate() {
 		return
 	}
 	m.log.Info("starting workers again")

@@ -267,6 +267,7 @@ func (m *Master) poolChanged(p *pool) {
 	switch {
 	case p.retiring:
 		if p.empty() {
+			m.endSpread(p)
 			for i, x := range m.retiring {
 				if x == p {
 					m.retiring = append(m.retiring[:i:i], m.retiring[i+1:]...)
@@ -383,10 +384,12 @@ func (m *Master) onRestart(p *pool, slot int, t *timer) {
 
 // retire stops every worker of p: the worker's stop signal to its process group and its
 // stop timeout, then SIGKILL; a fast retire sends SIGTERM with fastStopGrace. p no longer
-// restarts anything.
+// restarts anything. A graceful retire leaves the workers p's stop_spread schedule holds to
+// it (spread.go); a fast one ends the schedule and stops them too.
 func (m *Master) retire(p *pool, fast bool) {
 	if p == m.current {
 		m.current = nil
+		m.benched = p
 	}
 	if !p.retiring {
 		p.retiring = true
@@ -396,10 +399,11 @@ func (m *Master) retire(p *pool, fast bool) {
 	sig, grace := p.cfg.StopSignal, p.cfg.StopTimeout
 	if fast {
 		sig, grace = syscall.SIGTERM, fastStopGrace
+		m.endSpread(p)
 	}
 	for _, w := range p.all() {
 		w.retired = true
-		if (w.state == workerStopping || w.state == workerLingering) && !fast {
+		if (w.state == workerStopping || w.state == workerLingering || p.spread.holds(w)) && !fast {
 			continue
 		}
 		m.stopWorker(w, sig, grace)

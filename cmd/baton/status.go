@@ -120,5 +120,8 @@ func printWorkers(w io.Writer, label string, ws []supervisor.WorkerStatus) {
 		if x.Status != "" {
 			field(w, "", "     status: "+x.Status)
 		}
+		if x.StopAt != nil {
+			field(w, "", "     serving; stop signal in "+max(time.Until(*x.StopAt), 0).Round(time.Second).String()+" (stop_spread)")
+		}
 	}
 }
