@@ -18,7 +18,7 @@ import (
 func faultCases() []faultCase {
 	var cs []faultCase
 	for _, group := range [][]faultCase{masterFaults(), stormCases(), workerCases(), notifyCases(),
-		controlCases(), pidFileCases(), configCases(), nofileCases()} {
+		controlCases(), pidFileCases(), configCases(), nofileCases(), spreadCases()} {
 		cs = append(cs, group...)
 	}
 	return cs

@@ -436,9 +436,9 @@ const handOverBound = 10 * time.Second
 // client that was told the resulting deadline waits that long, not a fixed time.
 func (m *Master) waitBound(verb string) time.Duration {
 	w, u := m.cfg.Worker, m.cfg.Upgrade
-	// A new master asked to exit (rollback, stop) gets stop_spread + stop_timeout to drain
-	// its workers (drainBound), then SIGKILL after newMasterGrace.
-	backOut := drainBound(w) + newMasterGrace
+	// A new master asked to exit (rollback, stop) gets stop_timeout to drain its workers
+	// (never paced: retireGracefully), then SIGKILL after newMasterGrace.
+	backOut := w.StopTimeout + newMasterGrace
 	switch verb {
 	case "upgrade", "commit":
 		// The new master is ready within upgrade.timeout (else TERM, and SIGKILL after
@@ -461,7 +461,7 @@ func (m *Master) waitBound(verb string) time.Duration {
 	case "stop":
 		// The workers drain (stop_spread, then SIGKILL at stop_timeout) while a new master
 		// not committed backs out; then the last replies are written.
-		return backOut + controlFlush + waitMargin
+		return max(drainBound(w), backOut) + controlFlush + waitMargin
 	}
 	return waitMargin
 }

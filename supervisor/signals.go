@@ -135,7 +135,7 @@ func (m *Master) gracefulStop() {
 	if m.up != nil {
 		disarm(m.up.timer)
 		m.up.timer = nil
-		m.stopNewMaster(m.up, syscall.SIGQUIT, drainBound(m.cfg.Worker)+newMasterGrace)
+		m.stopNewMaster(m.up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
 	}
 	m.maybeExit()
 }

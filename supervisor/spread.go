@@ -55,9 +55,11 @@ func (sp *spread) dueAt(w *worker) (time.Time, bool) {
 }
 
 // retireGracefully is a graceful retire of p, paced by its stop_spread. A pool retiring
-// already keeps the schedule it has (or, without one, is retired as it was).
+// already keeps the schedule it has (or, without one, is retired as it was). A new master
+// not committed yet never paces: its graceful stop is a rollback (or part of a stop of
+// both generations), the old master's workers serve, and the old master waits for it.
 func (m *Master) retireGracefully(p *pool) {
-	if p.retiring || p.cfg.StopSpread <= 0 {
+	if p.retiring || p.cfg.StopSpread <= 0 || m.parent != nil {
 		m.retire(p, false)
 		return
 	}

@@ -247,6 +247,31 @@ func TestStopSpreadGracefulStopKeepsSchedule(t *testing.T) {
 	}
 }
 
+// A new master not committed yet stops its workers at once on QUIT (a rollback): the old
+// master waits for it, and its own workers serve meanwhile.
+func TestStopSpreadNotForNewMaster(t *testing.T) {
+	m, s := reach(t, roleAwaitingCommit, func(c *config.Config) {
+		c.Worker.Count, c.Worker.StopSpread = 4, 8*time.Second
+	})
+	ws := m.current.live()
+	n := len(s.effects)
+	m.handle(sigEvent{syscall.SIGQUIT})
+	if got := signalled(s, n, ws, "TERM"); len(got) != 4 || len(s.armedOf(tSpread)) != 0 {
+		t.Fatalf("QUIT to a new master not committed: signalled %v of %v", got, pids(ws))
+	}
+	// Once committed, it paces like any master.
+	m, s = reach(t, roleAwaitingCommit, func(c *config.Config) {
+		c.Worker.Count, c.Worker.StopSpread = 4, 8*time.Second
+	})
+	m.handle(oldMasterMsg{m.parent, handoffMsg{Type: "commit"}})
+	ws = m.current.live()
+	n = len(s.effects)
+	m.handle(sigEvent{syscall.SIGQUIT})
+	if got := signalled(s, n, ws, "TERM"); len(got) != 1 || len(s.armedOf(tSpread)) != 1 {
+		t.Fatalf("QUIT to a committed master: signalled %v of %v", got, pids(ws))
+	}
+}
+
 // WINCH spreads too; HUP during the upgrade (nginx's "start the old workers again") puts
 // the held ones back to work rather than starting a whole new pool.
 func TestStopSpreadWinchThenHUP(t *testing.T) {

@@ -322,7 +322,7 @@ func (m *Master) rollBack(reason string) {
 	up.timer = nil
 	m.become(roleRollingBack, reason)
 	m.startWorkersAgain()
-	m.stopNewMaster(up, syscall.SIGQUIT, drainBound(m.cfg.Worker)+newMasterGrace)
+	m.stopNewMaster(up, syscall.SIGQUIT, m.cfg.Worker.StopTimeout+newMasterGrace)
 }
 
 // onNewMasterExit runs when N's pidfd says it exited; how says how it ended, as far as the
