@@ -35,12 +35,12 @@ func spreadCases() []faultCase {
 			f.t.Errorf("status workers %+v: want worker 2 ready, with its stop_at", st.Workers)
 		}
 		f.gone(o)
-		// The order of the signals, as the workers saw them.
-		log := f.log()
-		stopped1 := strings.Index(log, "msg=stopped pid="+strconv.Itoa(w[1])+" ")
-		draining2 := strings.Index(log, "msg=draining pid="+strconv.Itoa(w[2])+" ")
+		// The order of the signals, as the workers saw them (the log's line order).
+		log := strings.Split(f.log(), "\n")
+		stopped1 := slices.IndexFunc(log, isLine("msg=stopped", w[1]))
+		draining2 := slices.IndexFunc(log, isLine("msg=draining", w[2]))
 		if stopped1 < 0 || draining2 < 0 || draining2 < stopped1 {
-			f.t.Errorf("worker 2 drained (at %d) before worker 1 had stopped (at %d)", draining2, stopped1)
+			f.t.Errorf("worker 2 drained (line %d) before worker 1 had stopped (line %d)", draining2, stopped1)
 		}
 	}
 	spread := conf{worker: `stop_spread = "16s"`}
@@ -92,9 +92,15 @@ func (f *fault) slots(master int) map[int]int {
 func (f *fault) workerLines(pid int, sub string) []string {
 	var out []string
 	for _, l := range strings.Split(f.log(), "\n") {
-		if strings.Contains(l, sub) && strings.Contains(l, " pid="+strconv.Itoa(pid)+" ") {
+		if isLine(sub, pid)(l) {
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// isLine matches the reference worker pid's own log lines that contain sub.
+func isLine(sub string, pid int) func(string) bool {
+	re := regexp.MustCompile(`\bpid=` + strconv.Itoa(pid) + `\b`)
+	return func(l string) bool { return strings.Contains(l, sub) && re.MatchString(l) }
 }

@@ -195,6 +195,20 @@ func TestStopSpreadRollbackDuringCommit(t *testing.T) {
 	}
 }
 
+// A worker signalled by a schedule is reaped when it exits, not at its stop timeout: the
+// look at exited groups in one pass waits for a burst that a spread does not make.
+func TestStopSpreadReapsAtOnce(t *testing.T) {
+	m, s := spreadMaster(t, roleSoaking)
+	old := m.current.live()
+	s.fire(s.armedOf(tSoak)[0])
+	n := len(s.effects)
+	m.handle(workerExit{w: old[0], status: exitStatus{known: true}})
+	if !hasEffect(s, n, fmt.Sprintf("reap %d", old[0].pid)) || old[0].state != workerExited {
+		t.Fatalf("worker 1 exited during the spread: %s, not reaped: %q", old[0].state, s.effects[n:])
+	}
+	checkInvariants(t, m, s)
+}
+
 // A fast stop ends a schedule: every held worker gets TERM at once.
 func TestStopSpreadFastStop(t *testing.T) {
 	m, s := spreadMaster(t, roleSoaking)

@@ -174,7 +174,8 @@ func (m *Master) onWorkerExit(w *worker, st exitStatus) {
 	if p.workers[w.slot-1] == w {
 		p.workers[w.slot-1] = nil
 	}
-	if p.retiring && was == workerStopping && len(p.live()) > 0 {
+	// While a stop_spread holds workers back no burst comes: each exit is looked at alone.
+	if p.retiring && was == workerStopping && len(p.live()) > 0 && p.spread == nil {
 		w.state, w.unchecked = workerLingering, true
 		p.lingering = append(p.lingering, w)
 		return
