@@ -30,6 +30,8 @@ type batonOpts struct {
 	workers   int
 	listeners int
 	commit    string // "auto" (upgrade, reload) or "manual" (rollback)
+	// conf, if set, writes the config instead of batonConfig (a section's own).
+	conf func(pidfile string, addrs []string) string
 }
 
 // batonConfig is the TOML configuration of a benchmarked baton: every listener served by
@@ -78,7 +80,11 @@ func (d *driver) startBaton(o batonOpts) (*batonSvc, error) {
 	}
 	b := &batonSvc{d: d, dir: dir, pidfile: filepath.Join(dir, "baton.pid"), addrs: addrs, workers: o.workers}
 	conf := filepath.Join(dir, "baton.toml")
-	if err := os.WriteFile(conf, []byte(batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, d.workerProcs)), 0o644); err != nil {
+	text := batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, d.workerProcs)
+	if o.conf != nil {
+		text = o.conf(b.pidfile, addrs)
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(dir, "baton.log"))

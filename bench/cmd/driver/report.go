@@ -24,6 +24,7 @@ type report struct {
 	idle              resources
 	scaleW, scaleL    []scalePoint
 	systemd           *systemdRun // nil when the section was not asked for
+	long              []longRun
 }
 
 func (r *seriesResult) failed() int64 {
@@ -69,6 +70,11 @@ func (rep *report) failed() bool {
 			if s.err != nil {
 				return true
 			}
+		}
+	}
+	for _, l := range rep.long {
+		if l.err != nil {
+			return true
 		}
 	}
 	return rep.idle.err != nil
@@ -121,6 +127,9 @@ func (rep *report) write(w io.Writer) {
 	}
 	if len(rep.scaleW)+len(rep.scaleL) > 0 {
 		rep.writeScaling(w)
+	}
+	if len(rep.long) > 0 {
+		rep.writeLongLived(w)
 	}
 	rep.writeErrors(w)
 }
@@ -329,6 +338,11 @@ func (rep *report) writeErrors(w io.Writer) {
 	}
 	if rep.idle.err != nil {
 		errs = append(errs, fmt.Sprintf("resources: %v", rep.idle.err))
+	}
+	for _, l := range rep.long {
+		if l.err != nil {
+			errs = append(errs, fmt.Sprintf("long-lived %s: %v", l.name, l.err))
+		}
 	}
 	if sr := rep.systemd; sr != nil {
 		if sr.err != nil {
