@@ -90,7 +90,7 @@ func (d *driver) longUpgrade(r *longRun) error {
 		return err
 	}
 	defer b.stop()
-	l, err := load.StartIdle(load.IdleOptions{Addr: b.addr(), Conns: r.conns, Timeout: d.timeout})
+	l, err := load.StartIdle(load.IdleOptions{Addr: b.addr(), Conns: r.conns, Timeout: d.timeout, Ping: d.llPing})
 	if err != nil {
 		return err
 	}
@@ -147,8 +147,8 @@ func raiseNofile(n uint64) error {
 func (rep *report) writeLongLived(w io.Writer) {
 	d := rep.d
 	fmt.Fprintf(w, "## Long-lived connections\n\n")
-	fmt.Fprintf(w, "baton with 2 reference workers (`hello -drain %v`), stop_timeout %v, holding %d idle keep-alive connections (bench/load Idle: each makes one request and waits; when the server closes it, the client reconnects at once and makes one request). One upgrade (auto commit, no soak) per row. *peak* is the most reconnects in any 1 s (and 100 ms) window; *back* is USR2 → every connection reconnected and answered. hello paces when it closes its idle connections one at a time over what BATON_STOP_TIMEOUT leaves it (here %v: `-close-spread` %v); stop_spread %v paces the master's stop signals.\n\n",
-		d.drain, d.llStopTimeout, d.llConns, d.llStopTimeout, helloSpread(d), d.llSpread)
+	fmt.Fprintf(w, "baton with 2 reference workers (`hello -drain %v`), stop_timeout %v, holding %d idle keep-alive connections (bench/load Idle: each makes one request and waits; when the server closes it, the client reconnects at once and makes one request). One upgrade (auto commit, no soak) per row. *peak* is the most reconnects in any 1 s (and 100 ms) window; *back* is USR2 → every connection reconnected and answered. hello paces when it closes its idle connections one at a time over what BATON_STOP_TIMEOUT leaves it (here %v: `-close-spread` %v); stop_spread %v paces the master's stop signals. Pings: %s.\n\n",
+		d.drain, d.llStopTimeout, d.llConns, d.llStopTimeout, helloSpread(d), d.llSpread, pings(d.llPing))
 	fmt.Fprintf(w, "| drain | stop_spread | hello paces | upgrade | back | reconnects | peak / 1 s | peak / 100 ms | failed requests |\n|---|--:|---|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rep.long {
 		if r.err != nil {
@@ -159,6 +159,13 @@ func (rep *report) writeLongLived(w io.Writer) {
 			ms(r.upgrade), ms(r.back), len(r.res.Reconnects), r.peak, r.peak10, r.res.FailedTotal())
 	}
 	fmt.Fprintln(w)
+}
+
+func pings(d time.Duration) string {
+	if d == 0 {
+		return "none (an idle client sends nothing until it is closed)"
+	}
+	return fmt.Sprintf("a request on each connection every %v", d)
 }
 
 // helloSpread is the -close-spread hello derives from the section's stop_timeout with the

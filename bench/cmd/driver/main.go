@@ -58,6 +58,7 @@ type driver struct {
 	workerProcs              int
 	llConns                  int           // long-lived section: idle connections
 	llSpread, llStopTimeout  time.Duration // its stop_spread and stop_timeout
+	llPing                   time.Duration // a request on each idle connection this often (0: none)
 }
 
 func (d *driver) deadline() time.Time { return time.Now().Add(d.stepTimeout) }
@@ -108,6 +109,7 @@ func run(args []string) int {
 	fs.IntVar(&d.workerProcs, "worker-gomaxprocs", 0, "GOMAXPROCS of every reference worker (supervised or bare); 0: the Go default, one per CPU")
 	fs.IntVar(&d.llConns, "ll-conns", 10000, "idle keep-alive connections of the longlived section")
 	fs.DurationVar(&d.llSpread, "ll-spread", 10*time.Second, "stop_spread of the longlived section's paced rows")
+	fs.DurationVar(&d.llPing, "ll-ping", 0, "longlived section: each idle connection makes a request this often (0: never), to race the server's closes")
 	fs.DurationVar(&d.llStopTimeout, "ll-stop-timeout", 20*time.Second, "stop_timeout of the longlived section (hello paces over what it leaves)")
 	fs.StringVar(&d.labLoadIn, "lab-load-in", "service", "where the systemd section's load runs: service (a transient service inside the lab, beside baton's) or outside (`lab exec`: the host's cgroup, outside the lab's)")
 	if err := fs.Parse(args); err != nil {
