@@ -88,7 +88,10 @@
 //     next request, which reaches whoever still accepts on the socket. The
 //     window ends early once no connection is left.
 //  3. Close the idle keep-alive connections: those that have answered a
-//     request and wait for the next one (StateIdle). With -close-spread
+//     request and wait for the next one (StateIdle), unless the kernel
+//     holds bytes of a next request hello has not read yet (SIOCINQ: net/http
+//     still calls such a connection idle; closing it would cut that
+//     request, so it is answered with Connection: close). With -close-spread
 //     (from $BATON_STOP_TIMEOUT under baton) one at a time, the i-th of n
 //     at i/n of it, each only if still idle (one whose client sent a
 //     request meanwhile gets Connection: close on its response); then

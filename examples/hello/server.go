@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // helloHandler answers /healthz with "ok" and everything else with body.
@@ -170,12 +173,32 @@ func (s *server) closeIdleConns() (closed, left int) {
 	defer s.mu.Unlock()
 	s.closeIdle = true
 	for c, state := range s.conns {
-		if state == http.StateIdle {
+		if state == http.StateIdle && !pending(c) {
 			c.Close()
 			closed++
 		}
 	}
 	return closed, len(s.conns) - closed
+}
+
+// pending reports whether the client of c has sent bytes hello has not read yet: a request
+// on its way, though net/http still calls the connection idle (it says active only once its
+// goroutine has read them, which on a loaded machine can take a while). Closing such a
+// connection would cut that request (RFC 9112 §9.6); left open, the request is answered
+// with Connection: close. It asks the kernel (SIOCINQ), so what is left of the race is the
+// few microseconds between the look and the close, not a scheduling delay.
+func pending(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
 }
 
 // closeIdleSpread closes the connections idle now one at a time, evenly over d: the i-th
@@ -223,11 +246,11 @@ func (s *server) closeIdleSpread(d time.Duration) (closed int) {
 	return closed
 }
 
-// closeIfIdle closes c if it is open and idle.
+// closeIfIdle closes c if it is open and idle, and no request is on its way (pending).
 func (s *server) closeIfIdle(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conns[c] != http.StateIdle {
+	if s.conns[c] != http.StateIdle || pending(c) {
 		return false
 	}
 	c.Close()

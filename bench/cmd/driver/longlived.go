@@ -149,14 +149,14 @@ func (rep *report) writeLongLived(w io.Writer) {
 	fmt.Fprintf(w, "## Long-lived connections\n\n")
 	fmt.Fprintf(w, "baton with 2 reference workers (`hello -drain %v`), stop_timeout %v, holding %d idle keep-alive connections (bench/load Idle: each makes one request and waits; when the server closes it, the client reconnects at once and makes one request). One upgrade (auto commit, no soak) per row. *peak* is the most reconnects in any 1 s (and 100 ms) window; *back* is USR2 → every connection reconnected and answered. hello paces when it closes its idle connections one at a time over what BATON_STOP_TIMEOUT leaves it (here %v: `-close-spread` %v); stop_spread %v paces the master's stop signals. Pings: %s.\n\n",
 		d.drain, d.llStopTimeout, d.llConns, d.llStopTimeout, helloSpread(d), d.llSpread, pings(d.llPing))
-	fmt.Fprintf(w, "| drain | stop_spread | hello paces | upgrade | back | reconnects | peak / 1 s | peak / 100 ms | failed requests |\n|---|--:|---|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "| drain | stop_spread | hello paces | upgrade | back | reconnects | requests | peak / 1 s | peak / 100 ms | failed requests (refused, reset, EOF, timeout, non-2xx, other) |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rep.long {
 		if r.err != nil {
-			fmt.Fprintf(w, "| %s | %v | %v | error | | | | | |\n", r.name, r.stopSpread, r.workerPaces)
+			fmt.Fprintf(w, "| %s | %v | %v | error | | | | | | |\n", r.name, r.stopSpread, r.workerPaces)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %v | %v | %s | %s | %d | %d | %d | %d |\n", r.name, r.stopSpread, r.workerPaces,
-			ms(r.upgrade), ms(r.back), len(r.res.Reconnects), r.peak, r.peak10, r.res.FailedTotal())
+		fmt.Fprintf(w, "| %s | %v | %v | %s | %s | %d | %d | %d | %d | %d %v |\n", r.name, r.stopSpread, r.workerPaces,
+			ms(r.upgrade), ms(r.back), len(r.res.Reconnects), r.res.Requests, r.peak, r.peak10, r.res.FailedTotal(), r.res.Failed)
 	}
 	fmt.Fprintln(w)
 }
