@@ -101,6 +101,7 @@ type Worker struct {
 	StopSignal      syscall.Signal // key "stop_signal", default SIGTERM
 	StopTimeout     time.Duration  // key "stop_timeout" (the drain timeout before SIGKILL), default 30s
 	Watchdog        time.Duration  // key "watchdog": each worker's WATCHDOG_USEC; 0 (default) = off, else MinWatchdog..MaxWatchdog
+	StopSpread      time.Duration  // key "stop_spread": a graceful retire's stop signals spread over it, default 0 (all at once); >= 0
 	RestartDelay    time.Duration  // key "restart_delay", first crash-restart delay, default 100ms
 	RestartDelayMax time.Duration  // key "restart_delay_max", cap of the doubling, default 10s; >= RestartDelay
 	LogIdentifier   string         // key "log_identifier": the workers' SYSLOG_IDENTIFIER; "" = JournalIdentifier's default

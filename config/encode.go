@@ -88,6 +88,7 @@ func (c *Config) Encode() ([]byte, error) {
 	e.str("stop_signal", sig)
 	e.duration("stop_timeout", w.StopTimeout)
 	e.duration("watchdog", w.Watchdog)
+	e.duration("stop_spread", w.StopSpread)
 	e.duration("restart_delay", w.RestartDelay)
 	e.duration("restart_delay_max", w.RestartDelayMax)
 	if w.LogIdentifier != "" {

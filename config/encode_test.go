@@ -102,6 +102,7 @@ start_timeout = "30s"
 stop_signal = "SIGTERM"
 stop_timeout = "30s"
 watchdog = "0s"
+stop_spread = "0s"
 restart_delay = "100ms"
 restart_delay_max = "10s"
 

@@ -9,7 +9,7 @@ import (
 var (
 	topKeys     = []string{"pidfile", "control_socket", "listen", "worker", "upgrade", "reload", "health", "rollout", "metrics"}
 	listenKeys  = []string{"name", "network", "address", "mode", "owner", "group", "backlog"}
-	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "watchdog", "restart_delay", "restart_delay_max", "log_identifier"}
+	workerKeys  = []string{"command", "count", "env", "dir", "user", "group", "ready", "start_timeout", "stop_signal", "stop_timeout", "stop_spread", "watchdog", "restart_delay", "restart_delay_max", "log_identifier"}
 	upgradeKeys = []string{"commit", "soak", "timeout"}
 	reloadKeys  = []string{"soak"}
 	healthKeys  = []string{"check", "check_interval", "check_timeout", "check_failures"}

@@ -280,6 +280,8 @@ func (d *decoder) worker(t *node) {
 			d.duration(key, v, &w.StopTimeout)
 		case "watchdog":
 			d.duration(key, v, &w.Watchdog)
+		case "stop_spread":
+			d.duration(key, v, &w.StopSpread)
 		case "restart_delay":
 			d.duration(key, v, &w.RestartDelay)
 		case "restart_delay_max":

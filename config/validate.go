@@ -10,7 +10,7 @@ import (
 )
 
 // reservedEnv are the variables baton sets for each worker itself.
-var reservedEnv = []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"}
+var reservedEnv = []string{"LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "BATON_STOP_TIMEOUT"}
 
 // Validate checks the configuration as a whole: worker.command is set,
 // listener names are unique, mode/owner/group only on unix sockets, every
@@ -201,6 +201,9 @@ func (k *checker) worker(requireCommand bool) {
 	if w.Watchdog != 0 && (w.Watchdog < MinWatchdog || w.Watchdog > MaxWatchdog) {
 		k.errorf("worker.watchdog", "must be \"0s\" (off) or between %s and %s (got %s)", MinWatchdog, MaxWatchdog, w.Watchdog)
 	}
+	if w.StopSpread < 0 {
+		k.errorf("worker.stop_spread", "must not be negative (got %s)", w.StopSpread)
+	}
 	k.positive("worker.restart_delay", w.RestartDelay)
 	if w.LogIdentifier != "" {
 		if err := checkLogIdentifier(w.LogIdentifier); err != nil {
@@ -223,6 +226,10 @@ func (k *checker) env() {
 		case !validEnvName(name):
 			k.errorf(key, "variable name must be letters, digits and _, not starting with a digit (got %q)", name)
 		case contains(reservedEnv, name):
+			if name == "BATON_STOP_TIMEOUT" {
+				k.errorf(key, "baton sets %s for each worker itself (from stop_timeout)", name)
+				break
+			}
 			k.errorf(key, "baton sets %s for each worker itself", name)
 		case seen[name]:
 			k.errorf(key, "set twice")

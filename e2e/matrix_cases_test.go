@@ -19,7 +19,7 @@ import (
 func faultCases() []faultCase {
 	var cs []faultCase
 	for _, group := range [][]faultCase{masterFaults(), stormCases(), workerCases(), notifyCases(),
-		controlCases(), pidFileCases(), configCases(), nofileCases(), probationCases(), rollingCases(), rollingUpgradeCases()} {
+		controlCases(), pidFileCases(), configCases(), nofileCases(), probationCases(), rollingCases(), rollingUpgradeCases(), spreadCases()} {
 		cs = append(cs, group...)
 	}
 	return cs

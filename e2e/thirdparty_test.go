@@ -49,6 +49,16 @@ type thirdParty struct {
 
 const python3 = "/usr/bin/python3" // Debian's, as gunicorn's: package python3
 
+// gunicornApp is the WSGI app gunicorn serves: who answered, and its TAG.
+const gunicornApp = `import os
+
+def app(environ, start_response):
+    body = ("pid=%d generation=%s worker=%s tag=%s\n" % (os.getpid(),
+        os.environ["BATON_GENERATION"], os.environ["BATON_WORKER"], os.environ["TAG"])).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+`
+
 var thirdParties = []thirdParty{
 	{
 		// Socket activation natively: baton execs gunicorn, so LISTEN_PID is gunicorn's
@@ -62,18 +72,24 @@ var thirdParties = []thirdParty{
 		// arbiter logs a WARNING "terminated due to signal 15" per worker: harmless, and
 		// the same under systemd's default KillMode=control-group.
 		name: "gunicorn", need: "/usr/bin/gunicorn",
-		files: map[string]string{"app.py": `import os
-
-def app(environ, start_response):
-    body = ("pid=%d generation=%s worker=%s tag=%s\n" % (os.getpid(),
-        os.environ["BATON_GENERATION"], os.environ["BATON_WORKER"], os.environ["TAG"])).encode()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-`},
+		files: map[string]string{"app.py": gunicornApp},
 		command: func(s *service) []string {
 			return []string{"/usr/bin/gunicorn", "--chdir", s.dir, "--workers", "2", "--graceful-timeout", "5", "app:app"}
 		},
 		ready: "notify", procs: 2 * 3,
+	},
+	{
+		// gunicorn again, its reload's and upgrade's old arbiters stopped one at a time
+		// (stop_spread), each told its drain deadline: `sh -c 'exec gunicorn
+		// --graceful-timeout "$BATON_STOP_TIMEOUT" …'` (exec: LISTEN_PID stays right).
+		// gunicorn's option takes whole seconds; stop_timeout is "10s", so the variable is
+		// "10".
+		name: "gunicorn-stop-spread", need: "/usr/bin/gunicorn",
+		files: map[string]string{"app.py": gunicornApp},
+		command: func(s *service) []string {
+			return []string{"/bin/sh", "-c", `exec /usr/bin/gunicorn --chdir "$0" --workers 2 --graceful-timeout "$BATON_STOP_TIMEOUT" app:app`, s.dir}
+		},
+		ready: "notify", procs: 2 * 3, worker: `stop_spread = "3s"`,
 	},
 	{
 		// A few lines of python3: http.server on fd 3, no sd_notify. The listener is shared
@@ -182,6 +198,12 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 		t.Errorf("baton stop --wait = %d %q", code, out)
 	}
 	s.waitExit(30 * time.Second)
+	if strings.Contains(tp.worker, "stop_spread") {
+		// The reload's old pool, the upgrade's old workers, the stop's: each paced.
+		if got := len(lines(s.log(), `msg="workers stop one at a time"`)); got != 3 {
+			t.Errorf("%d paced retires logged, want 3 (reload, upgrade, stop)", got)
+		}
+	}
 	var bad []string
 	for _, e := range []string{"level=ERROR", "[ERROR]", "[CRITICAL]", "Traceback", "panic:", "health check failed"} {
 		bad = append(bad, lines(s.log(), e)...)

@@ -436,19 +436,20 @@ const handOverBound = 10 * time.Second
 // client that was told the resulting deadline waits that long, not a fixed time.
 func (m *Master) waitBound(verb string) time.Duration {
 	w, u := m.cfg.Worker, m.cfg.Upgrade
-	// A new master asked to exit (rollback, stop) gets stop_timeout to drain its workers,
-	// then SIGKILL after newMasterGrace.
+	// A new master asked to exit (rollback, stop) gets stop_timeout to drain its workers
+	// (never paced: retireGracefully), then SIGKILL after newMasterGrace.
 	backOut := w.StopTimeout + newMasterGrace
 	switch verb {
 	case "upgrade", "commit":
 		// The new master is ready within upgrade.timeout (else TERM, and SIGKILL after
-		// newMasterGrace); then the soak (auto commit), the old workers' drain (SIGKILL
-		// at stop_timeout), the hand-over; and a hand-over systemd refuses rolls back.
+		// newMasterGrace); then the soak (auto commit), the old workers' drain (their stop
+		// signals spread over stop_spread, SIGKILL at stop_timeout after each), the
+		// hand-over; and a hand-over systemd refuses rolls back.
 		soak := u.Soak
 		if u.Commit != config.CommitAuto {
 			soak = 0 // the wait ends when the new master is ready, or at a commit asked for
 		}
-		return max(u.Timeout, newMasterGrace) + soak + w.StopTimeout + handOverBound + backOut + rollBound(m.cfg) + waitMargin
+		return max(u.Timeout, newMasterGrace) + soak + drainBound(w) + handOverBound + backOut + rollBound(m.cfg) + waitMargin
 	case "rollback":
 		return backOut + waitMargin
 	case "reload":
@@ -461,9 +462,9 @@ func (m *Master) waitBound(verb string) time.Duration {
 		// Then the trial (reload.soak, the health check) before the old workers retire.
 		return lookupTimeout + w.StartTimeout + w.StopTimeout + probationBound(m.cfg, true) + waitMargin
 	case "stop":
-		// The workers drain (SIGKILL at stop_timeout) while a new master not committed
-		// backs out; then the last replies are written.
-		return backOut + controlFlush + waitMargin
+		// The workers drain (stop_spread, then SIGKILL at stop_timeout) while a new master
+		// not committed backs out; then the last replies are written.
+		return max(drainBound(w), backOut) + controlFlush + waitMargin
 	}
 	return waitMargin
 }

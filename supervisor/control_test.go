@@ -208,6 +208,20 @@ func TestWaitBound(t *testing.T) {
 	if got := m.waitBound("stop"); got < 10*time.Minute {
 		t.Errorf("stop with stop_timeout 10m: %s", got)
 	}
+	// stop_spread delays the last old worker's stop signal: a commit and a stop wait for
+	// it. A new master backing out (rollback) never paces its own.
+	m.cfg.Upgrade.Commit = config.CommitAuto
+	m.cfg.Worker.StopTimeout, m.cfg.Worker.StopSpread = 30*time.Second, 20*time.Second
+	if got, want := m.waitBound("upgrade"), 165*time.Second; got != want {
+		t.Errorf("upgrade, stop_spread 20s: %s, want %s", got, want)
+	}
+	if got := m.waitBound("stop"); got < 20*time.Second+30*time.Second {
+		t.Errorf("stop, stop_spread 20s: %s", got)
+	}
+	m.cfg.Worker.StopSpread = time.Hour
+	if got, want := m.waitBound("rollback"), 40*time.Second; got != want {
+		t.Errorf("rollback, stop_spread 1h: %s, want %s", got, want)
+	}
 }
 
 // controlConn writes the pending line and then the result the loop hands it, in order, on

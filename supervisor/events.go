@@ -131,6 +131,7 @@ const (
 	tRollBack                        // a failed rolling reload: the old workers' wait is over
 	tRestore                         // a rolled-back rolling upgrade: the old workers' wait is over
 	tWorkerWatchdog                  // ready w sent no WATCHDOG=1 within its watchdog interval (watchdog.go)
+	tSpread                          // retiring p: the next stop signal of its stop_spread is due
 )
 
 var timerNames = [...]string{
@@ -139,6 +140,7 @@ var timerNames = [...]string{
 	tNewMasterKill: "new-master-kill", tWatchdog: "watchdog", tProgress: "progress",
 	tReloadSoak: "reload-soak", tCheck: "check", tRollBack: "roll-back", tRestore: "restore",
 	tWorkerWatchdog: "worker-watchdog",
+	tSpread:         "spread",
 }
 
 func (k timerKind) String() string { return timerNames[k] }

@@ -125,6 +125,11 @@ var eventKinds = []struct {
 			s.fire(ts[0])
 		}
 	}},
+	{"spread", func(m *Master, s *fakeSystem) {
+		if ts := s.armedOf(tSpread); len(ts) > 0 {
+			s.fire(ts[0])
+		}
+	}},
 	{"old-commit", func(m *Master, s *fakeSystem) { m.handle(oldMasterMsg{parentOr(m), handoffMsg{Type: "commit"}}) }},
 	{"new-batch", func(m *Master, s *fakeSystem) {
 		m.handle(newMasterMsg{upOr(m), handoffMsg{Type: "batch", Slots: []int{1, 99, -1}}})
@@ -318,33 +323,38 @@ func withCheck(c *config.Config) {
 	c.Reload.Soak = 5 * time.Second
 }
 
+// TestTransitions runs the table with the per-worker watchdog on, without and with a health
+// check, and with the old workers' stop signals all at once and spread over stop_spread (a
+// commit's, a stop's old workers then still serve, one by one, while the events arrive).
 func TestTransitions(t *testing.T) {
-	for _, checked := range []bool{false, true} {
-		for r := roleStarting; r < roleExited; r++ {
-			for _, k := range eventKinds {
-				name := r.String() + "/" + k.name
-				edit := withWatchdog // every case with the per-worker watchdog on
-				if checked {
-					name, edit = "checked/"+name, func(c *config.Config) { withCheck(c); withWatchdog(c) }
+	for _, spread := range []time.Duration{0, 10 * time.Second} {
+		for _, checked := range []bool{false, true} {
+			for r := roleStarting; r < roleExited; r++ {
+				for _, k := range eventKinds {
+					name := fmt.Sprintf("spread=%s/%s/%s", spread, r, k.name)
+					edit := func(c *config.Config) { withWatchdog(c); c.Worker.StopSpread = spread }
+					if checked {
+						name, edit = "checked/"+name, func(c *config.Config) { withCheck(c); withWatchdog(c); c.Worker.StopSpread = spread }
+					}
+					t.Run(name, func(t *testing.T) {
+						m, s := reach(t, r, edit)
+						k.do(m, s)
+						want, ok := wantRole[r][k.name]
+						if w, ok2 := wantRoleChecked[r][k.name]; checked && ok2 {
+							want, ok = w, true
+						}
+						if !ok {
+							want = r
+						}
+						if m.role != want {
+							t.Errorf("%s + %s: role %s, want %s\neffects: %q", r, k.name, m.role, want, s.effects)
+						}
+						if len(s.bugs) > 0 {
+							t.Errorf("%s + %s: %q", r, k.name, s.bugs)
+						}
+						checkInvariants(t, m, s)
+					})
 				}
-				t.Run(name, func(t *testing.T) {
-					m, s := reach(t, r, edit)
-					k.do(m, s)
-					want, ok := wantRole[r][k.name]
-					if w, ok2 := wantRoleChecked[r][k.name]; checked && ok2 {
-						want, ok = w, true
-					}
-					if !ok {
-						want = r
-					}
-					if m.role != want {
-						t.Errorf("%s + %s: role %s, want %s\neffects: %q", r, k.name, m.role, want, s.effects)
-					}
-					if len(s.bugs) > 0 {
-						t.Errorf("%s + %s: %q", r, k.name, s.bugs)
-					}
-					checkInvariants(t, m, s)
-				})
 			}
 		}
 	}
@@ -400,9 +410,19 @@ func checkInvariants(t testing.TB, m *Master, s *fakeSystem) {
 	if r := m.reload; r != nil && r.pool != nil && r.pool.retiring {
 		fail("the reload's pool is retiring")
 	}
-	// Every worker of a retired pool has been told to stop, with its kill armed.
+	// Every worker of a retired pool has been told to stop, with its kill armed, or waits
+	// for its turn in the pool's stop_spread, serving, the next signal armed.
 	for _, p := range m.retiring {
+		if sp := p.spread; sp != nil && (sp.timer == nil || !slices.Contains(s.armed, sp.timer) || sp.next < 1 || sp.next >= len(sp.ws)) {
+			fail("pool %d's stop_spread has no next signal armed (%d of %d sent)", p.id, sp.next, len(sp.ws))
+		}
 		for _, w := range p.all() {
+			if p.spread.holds(w) && w.state == workerReady {
+				if !w.retired {
+					fail("worker %d held by the stop_spread of retiring pool %d is not retired", w.pid, p.id)
+				}
+				continue
+			}
 			if w.state != workerStopping && w.state != workerLingering {
 				fail("worker %d of retiring pool %d is %s", w.pid, p.id, w.state)
 			}
@@ -490,6 +510,8 @@ func timerOwned(m *Master, t *timer) bool {
 		return m.up == t.up && t.up.restore == t && m.role == roleRollingBack
 	case tRollBack:
 		return m.reload != nil && m.reload.roll != nil && m.reload.roll.timer == t && m.reload.roll.back
+	case tSpread:
+		return t.p.spread != nil && t.p.spread.timer == t && slices.Contains(m.retiring, t.p)
 	}
 	return false
 }
@@ -515,6 +537,12 @@ func TestRandomSequences(t *testing.T) {
 			edit = append(edit, func(c *config.Config) { // rolling reloads and upgrades, with a canary every other time
 				c.Worker.Count = 3
 				c.Rollout = config.Rollout{Strategy: config.StrategyRolling, Surge: 1, Canary: seed % 2}
+			})
+		}
+		if seed%16 >= 8 {
+			edit = append(edit, func(c *config.Config) {
+				c.Worker.StopSpread = 10 * time.Second // old workers stop one by one
+				c.Worker.Count = 3
 			})
 		}
 		m, s := reach(t, start, edit...)

@@ -100,6 +100,7 @@ type Master struct {
 	poolSeq  int
 	current  *pool   // the workers serving now; nil after WINCH
 	retiring []*pool // old workers draining
+	benched  *pool   // the pool last retired from current: reinstate may put it back
 	reload   *reload // a reload in flight
 	reloads  int     // reloads started, to tell a late config result from the current one
 
@@ -390,6 +391,8 @@ func (m *Master) onTimer(t *timer) {
 		m.onRollBackTimeout(t)
 	case tRestore:
 		m.onRestoreTimeout(t.up, t)
+	case tSpread:
+		m.onSpread(t.p, t)
 	case tProgress:
 		if t == m.progress.timer {
 			m.progress.timer = nil

@@ -26,6 +26,7 @@ type pool struct {
 	lastFail  []string            // per slot: why its last worker failed, for status
 	ready     bool                // every slot has been ready at least once
 	retiring  bool                // asked to stop; no slot restarts
+	spread    *spread             // retiring: the stop signals still to send (stop_spread)
 }
 
 func newPool(id int, cfg config.Worker, cred *syscall.Credential, ls []*fdstore.Listener) *pool {

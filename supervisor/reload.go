@@ -151,7 +151,7 @@ func (m *Master) commitReload() {
 			// its old master retires what it has left at the commit.
 			m.uproll = nil
 		}
-		m.retire(old, false)
+		m.retireGracefully(old)
 	}
 	r.pool.ready = true
 	m.current = r.pool

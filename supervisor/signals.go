@@ -81,7 +81,7 @@ func (m *Master) stopWorkers() {
 		return
 	}
 	m.log.Info("WINCH: stopping workers gracefully; listeners stay open")
-	m.retire(m.current, false)
+	m.retireGracefully(m.current)
 }
 
 func (m *Master) onQUIT() {
@@ -125,12 +125,12 @@ func (m *Master) gracefulStop() {
 	m.become(roleStopping, "graceful stop")
 	m.log.Info("graceful stop: workers drain", "event", "stopping")
 	m.notifySystemd(sdnotify.Stopping, sdnotify.Status("stopping: workers drain"),
-		sdnotify.ExtendTimeoutUsec(m.cfg.Worker.StopTimeout+5*time.Second))
+		sdnotify.ExtendTimeoutUsec(drainBound(m.cfg.Worker)+5*time.Second))
 	if m.reload != nil {
 		m.failReload("stopping")
 	}
 	for _, p := range m.allPools() {
-		m.retire(p, false)
+		m.retireGracefully(p)
 	}
 	if m.up != nil {
 		disarm(m.up.timer)

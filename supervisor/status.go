@@ -65,6 +65,9 @@ type WorkerStatus struct {
 	// WATCHDOG=trigger); LastFailure why its slot's previous worker failed.
 	Failure     string `json:"failure,omitempty"`
 	LastFailure string `json:"last_failure,omitempty"`
+	// StopAt: a retiring worker still ready, whose stop signal stop_spread holds back
+	// until then; it serves meanwhile.
+	StopAt *time.Time `json:"stop_at,omitempty"`
 }
 
 // ReloadStatus describes a reload in flight.
@@ -172,6 +175,9 @@ func (m *Master) workerStatus(now time.Time) []WorkerStatus {
 				StartedAt: w.started, Restarts: p.restarts[w.slot-1],
 				Failure: cleanText(w.failReason), LastFailure: cleanText(p.lastFail[w.slot-1]),
 			})
+			if at, ok := p.spread.dueAt(w); ok {
+				ws[len(ws)-1].StopAt = &at
+			}
 		}
 	}
 	if m.current != nil {
@@ -227,7 +233,7 @@ func (m *Master) step(now time.Time) *Step {
 			s.Name, s.Text = "manual-commit", fmt.Sprintf("manual commit: waits for the operator (baton commit or QUIT to pid %d commits, baton rollback rolls back)", m.pid)
 		}
 	case roleCommitting, roleStopping:
-		n, t := m.draining()
+		n, held, t := m.draining()
 		s.Name = "committing"
 		if m.role == roleStopping {
 			s.Name = "stopping"
@@ -235,6 +241,9 @@ func (m *Master) step(now time.Time) *Step {
 		s.Text = fmt.Sprintf("%s: %d worker(s) still draining", s.Name, n)
 		if m.role == roleCommitting && up.draining > 0 {
 			s.Text = fmt.Sprintf("committing: %d of %d old workers still draining", n, up.draining)
+		}
+		if held > 0 {
+			s.Text += fmt.Sprintf(", %d of them serving until their stop signal (stop_spread)", held)
 		}
 		if t != nil {
 			deadline = t
@@ -307,19 +316,24 @@ func (m *Master) step(now time.Time) *Step {
 	return s
 }
 
-// draining counts the workers of the retiring pools, and finds the stop timeout that ends
-// last among them.
-func (m *Master) draining() (int, *timer) {
-	n, last := 0, (*timer)(nil)
+// draining counts the workers of the retiring pools, and those of them a stop_spread
+// still holds, and finds the stop timeout that ends last among them: for a held worker,
+// the one it will get with its stop signal.
+func (m *Master) draining() (n, held int, last *timer) {
 	for _, p := range m.retiring {
 		for _, w := range p.shown() {
 			n++
-			if t := w.timer; t != nil && t.kind == tWorkerKill && (last == nil || t.at.Add(t.d).After(last.at.Add(last.d))) {
+			t := w.timer
+			if at, ok := p.spread.dueAt(w); ok {
+				held++
+				t = &timer{kind: tWorkerKill, at: at, d: p.cfg.StopTimeout}
+			}
+			if t != nil && t.kind == tWorkerKill && (last == nil || t.at.Add(t.d).After(last.at.Add(last.d))) {
 				last = t
 			}
 		}
 	}
-	return n, last
+	return n, held, last
 }
 
 // startDeadline is the start timeout that ends last among the starting workers of p.

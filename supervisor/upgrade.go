@@ -276,7 +276,7 @@ func (m *Master) commit() {
 		m.failReload("upgrade committing")
 	}
 	if m.current != nil {
-		m.retire(m.current, false)
+		m.retireGracefully(m.current)
 	}
 	m.drained() // nothing may have been left to drain
 }
@@ -399,12 +399,16 @@ func (m *Master) onNewMasterExit(up *upgrade, how string) {
 }
 
 // startWorkersAgain starts this master's workers, from the config they ran with, if none
-// run (after WINCH, or during a commit).
+// run (after WINCH, or during a commit); the ones a stop_spread has not stopped yet serve
+// on (reinstate).
 func (m *Master) startWorkersAgain() {
 	if m.current != nil {
 		if m.up != nil {
 			m.restoreSlots(m.current, m.up.vacated) // a rolling upgrade's retired slots
 		}
+		return
+	}
+	if m.reinstate() {
 		return
 	}
 	m.log.Info("starting workers again")

@@ -82,7 +82,7 @@ func (e exitStatus) String() string {
 // describe the master's own sockets and its own relation to systemd.
 var masterOnlyEnv = []string{
 	"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "WATCHDOG_USEC",
-	"WATCHDOG_PID", upgradeFDEnv, "BATON_GENERATION", "BATON_WORKER",
+	"WATCHDOG_PID", upgradeFDEnv, "BATON_GENERATION", "BATON_WORKER", "BATON_STOP_TIMEOUT",
 }
 
 // dropEnv returns env without the variables named.
@@ -98,7 +98,8 @@ func dropEnv(env []string, names ...string) []string {
 }
 
 // workerEnv is the environment of a worker: the master's own, less what describes the
-// master, plus the config's env, plus the socket-activation protocol.
+// master, plus the config's env, plus the socket-activation protocol, plus who it is and
+// how long it may drain (stopTimeoutEnv).
 func workerEnv(base []string, cfg config.Worker, ls []*fdstore.Listener, notify string, gen, slot int) []string {
 	env := append(dropEnv(base, masterOnlyEnv...), cfg.Env...)
 	if len(ls) > 0 {
@@ -111,7 +112,18 @@ func workerEnv(base []string, cfg config.Worker, ls []*fdstore.Listener, notify 
 		// WATCHDOG_PID, the worker's own pid, is set between fork and exec (spawn).
 		env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(cfg.Watchdog.Microseconds(), 10))
 	}
-	return append(env, "BATON_GENERATION="+strconv.Itoa(gen), "BATON_WORKER="+strconv.Itoa(slot))
+	return append(env, "BATON_GENERATION="+strconv.Itoa(gen), "BATON_WORKER="+strconv.Itoa(slot),
+		"BATON_STOP_TIMEOUT="+stopTimeoutEnv(cfg.StopTimeout))
+}
+
+// stopTimeoutEnv is stop_timeout as BATON_STOP_TIMEOUT gives it: seconds, a decimal number
+// ("30", "1.5", "0.25"). Seconds because that is what servers' own drain options take
+// (gunicorn's --graceful-timeout, uWSGI's, Puma's, `timeout`, `sleep`), so a wrapper passes
+// it on as it is; a decimal number because every language reads one (strtod, parseFloat,
+// float(), strconv.ParseFloat) and a whole number of seconds, the usual case, is an
+// integer too. The deadline runs from the worker's own stop signal.
+func stopTimeoutEnv(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
 }
 
 // credential resolves the worker's user and group, or returns nil to run as the master.

@@ -175,7 +175,8 @@ func (m *Master) onWorkerExit(w *worker, st exitStatus) {
 	if p.workers[w.slot-1] == w {
 		p.workers[w.slot-1] = nil
 	}
-	if p.retiring && was == workerStopping && len(p.live()) > 0 {
+	// While a stop_spread holds workers back no burst comes: each exit is looked at alone.
+	if p.retiring && was == workerStopping && len(p.live()) > 0 && p.spread == nil {
 		w.state, w.unchecked = workerLingering, true
 		p.lingering = append(p.lingering, w)
 		return
@@ -268,6 +269,7 @@ func (m *Master) poolChanged(p *pool) {
 	switch {
 	case p.retiring:
 		if p.empty() {
+			m.endSpread(p)
 			for i, x := range m.retiring {
 				if x == p {
 					m.retiring = append(m.retiring[:i:i], m.retiring[i+1:]...)
@@ -410,11 +412,13 @@ func (m *Master) onRestart(p *pool, slot int, t *timer) {
 
 // retire stops every worker of p: the worker's stop signal to its process group and its
 // stop timeout, then SIGKILL; a fast retire sends SIGTERM with fastStopGrace. p no longer
-// restarts anything.
+// restarts anything. A graceful retire leaves the workers p's stop_spread schedule holds to
+// it (spread.go); a fast one ends the schedule and stops them too.
 func (m *Master) retire(p *pool, fast bool) {
 	if p == m.current {
 		m.current = nil
 		m.uproll = nil // a new master's rolling start ends with its pool
+		m.benched = p
 	}
 	if m.probation != nil && m.probation.pool == p {
 		m.endProbation(m.probation) // nothing left on trial
@@ -428,10 +432,11 @@ func (m *Master) retire(p *pool, fast bool) {
 	sig, grace := p.cfg.StopSignal, p.cfg.StopTimeout
 	if fast {
 		sig, grace = syscall.SIGTERM, fastStopGrace
+		m.endSpread(p)
 	}
 	for _, w := range p.all() {
 		w.retired = true
-		if (w.state == workerStopping || w.state == workerLingering) && !fast {
+		if (w.state == workerStopping || w.state == workerLingering || p.spread.holds(w)) && !fast {
 			continue
 		}
 		m.stopWorker(w, sig, grace)

@@ -18,6 +18,10 @@
 //     new connection for its next request, as a browser would.
 //   - Targets are loopback addresses only; anything else is refused.
 //
+// Idle (StartIdle) is the other load: many long-lived connections, each idle after one
+// request, that reconnect at once when the server closes them (websocket-like clients);
+// it times the reconnects, for the peak rate a drain causes.
+//
 // Latency is measured from the start of a request (including the dial when
 // the request needs a new connection) to the last byte of its response, and
 // kept in a log-linear histogram with 1/128 relative precision.

@@ -126,5 +126,8 @@ func printWorkers(w io.Writer, label string, ws []supervisor.WorkerStatus) {
 		if x.LastFailure != "" {
 			field(w, "", "     last failure: "+x.LastFailure)
 		}
+		if x.StopAt != nil {
+			field(w, "", "     serving; stop signal in "+max(time.Until(*x.StopAt), 0).Round(time.Second).String()+" (stop_spread)")
+		}
 	}
 }

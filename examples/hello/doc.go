@@ -11,7 +11,8 @@
 //
 // Usage:
 //
-//	hello [-names http] [-listen ADDR] [-drain 1s] [-shutdown-timeout 10s]
+//	hello [-names http] [-listen ADDR] [-drain 1s] [-close-spread 0]
+//	      [-shutdown-timeout 10s]
 //
 // Flags:
 //
@@ -28,11 +29,27 @@
 //	-drain D
 //		How long to keep serving connections already open after
 //		accepting stops. Default 1s.
+//	-close-spread D
+//		After the drain window, close the idle keep-alive connections one
+//		at a time, evenly over D, rather than all at once. Default 0 (all
+//		at once), or from $BATON_STOP_TIMEOUT.
 //	-shutdown-timeout D
 //		How long, after the drain window, to wait for requests still in
 //		flight and for the first request of connections that have not
 //		sent one yet. Default 10s. When it runs out, hello closes what is
 //		left, and exits 1 if that cut a request in flight.
+//
+// Environment:
+//
+//	BATON_STOP_TIMEOUT
+//		The drain deadline baton gives each worker: its stop_timeout, in
+//		seconds ("30", "1.5"), from the stop signal; SIGKILL follows. The
+//		flags not given fit the drain into it: -drain 1s (or a tenth of
+//		it), -shutdown-timeout 10s (or three tenths), a tenth kept back,
+//		and -close-spread the rest, so that long-lived idle clients
+//		reconnect to the next generation gradually and hello is done in
+//		time. With 30: 1s, 17s, at most 9s. A flag given always wins; a
+//		value that is not a positive number is logged and ignored.
 //
 // Hello ignores SIGHUP, SIGUSR1, SIGUSR2 and SIGWINCH, so that a stray
 // `systemctl kill -s HUP UNIT` (which signals every process of the unit, not
@@ -71,8 +88,17 @@
 //     next request, which reaches whoever still accepts on the socket. The
 //     window ends early once no connection is left.
 //  3. Close the idle keep-alive connections: those that have answered a
-//     request and wait for the next one (StateIdle), and any that turns idle
-//     later. Log "drain window over".
+//     request and wait for the next one (StateIdle), unless the kernel
+//     holds bytes of a next request hello has not read yet (SIOCINQ: net/http
+//     still calls such a connection idle; closing it would cut that
+//     request, so it is answered with Connection: close). With -close-spread
+//     (from $BATON_STOP_TIMEOUT under baton) one at a time, the i-th of n
+//     at i/n of it, each only if still idle (one whose client sent a
+//     request meanwhile gets Connection: close on its response); then
+//     every one left at once, and any that turns idle later. Their clients
+//     reconnect to the next generation as they are closed: a spread keeps
+//     thousands of them from coming back in the same instant (HAProxy's
+//     close-spread-time). Log "drain window over".
 //  4. Wait (-shutdown-timeout) for the other connections: requests in flight
 //     (StateActive), and new connections (StateNew), whose first request is
 //     answered, with "Connection: close", when it arrives. The wait ends
@@ -86,14 +112,15 @@
 // header (http.Server.ReadHeaderTimeout); net/http closes it then. So a
 // connection that sends nothing keeps a draining hello at most 10 seconds
 // after the stop signal, and a drain never takes longer than -drain plus
-// -shutdown-timeout.
+// -close-spread plus -shutdown-timeout.
 //
 // A client that keeps a connection idle for the whole window and sends its
 // next request just as step 3 closes it can still see a failure; a longer
 // window makes that rarer. A first request that arrives more than 10 seconds
 // after accept, or after step 5, finds its connection closed (the client
-// sees EOF or a reset); hello has not read it. Under baton, give workers a
-// stop timeout longer than -drain plus -shutdown-timeout.
+// sees EOF or a reset); hello has not read it. Under baton, $BATON_STOP_TIMEOUT
+// fits the drain into the worker's stop timeout; with flags that set all
+// three, give workers a stop timeout longer than their sum.
 //
 // Hello reports READY=1 once it serves. It talks to $NOTIFY_SOCKET (under
 // baton, the master's socket, never systemd's directly). With a watchdog

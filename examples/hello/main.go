@@ -27,12 +27,14 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-// config is what the flags say.
+// config is what the flags say, and BATON_STOP_TIMEOUT where they say nothing.
 type config struct {
 	names           []string
 	listen          string
 	drain           time.Duration
+	closeSpread     time.Duration
 	shutdownTimeout time.Duration
+	set             map[string]bool // the flags given on the command line
 }
 
 // run is the whole program: it serves until a stop signal, drains, and
@@ -46,6 +48,11 @@ func run(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("pid", os.Getpid())
+	if env, ok := os.LookupEnv(stopTimeoutEnv); ok {
+		if err := cfg.fitStopTimeout(env); err != nil {
+			log.Warn("ignoring "+stopTimeoutEnv, "err", err)
+		}
+	}
 
 	// Dispositions first, so that no signal kills us while we start.
 	stop := handleSignals()
@@ -77,7 +84,7 @@ func run(args []string, stderr io.Writer) int {
 		defer startWatchdog(notifier, log)()
 		select {
 		case sig := <-stop:
-			log.Info("draining", "signal", sig.String(), "window", cfg.drain)
+			log.Info("draining", "signal", sig.String(), "window", cfg.drain, "close_spread", cfg.closeSpread, "shutdown_timeout", cfg.shutdownTimeout)
 		case err := <-srv.failed:
 			log.Error("serving failed; draining", "err", err)
 			status = exitError
@@ -89,6 +96,10 @@ func run(args []string, stderr io.Writer) int {
 		log.Warn("cannot report stopping", "err", err)
 	}
 	srv.drainWindow(cfg.drain)
+	if cfg.closeSpread > 0 {
+		n := srv.closeIdleSpread(cfg.closeSpread)
+		log.Info("idle connections closed one at a time", "closed", n, "over", cfg.closeSpread)
+	}
 	closed, left := srv.closeIdleConns()
 	log.Info("drain window over", "idle_closed", closed, "waiting", left)
 	unused, err := srv.finish(cfg.shutdownTimeout)
@@ -121,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	names := fs.String("names", "http", `comma-separated names of the socket-activated listeners to serve; "*" = all`)
 	fs.StringVar(&cfg.listen, "listen", "", "TCP `address` to listen on when no listener was passed (running bare)")
 	fs.DurationVar(&cfg.drain, "drain", time.Second, "how long to keep serving open connections, with Connection: close, after accepting stops")
+	fs.DurationVar(&cfg.closeSpread, "close-spread", 0, "after the drain window, close the idle keep-alive connections one at a time over this long (0: all at once; default from $BATON_STOP_TIMEOUT)")
 	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait after the drain window for requests in flight and for first requests still to come")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: hello [flags]\n\n"+
@@ -128,12 +140,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			"generation, takes its listeners by socket activation (LISTEN_FDS), reports\n"+
 			"READY=1 and STOPPING=1 to $NOTIFY_SOCKET, and on SIGTERM, SIGINT or SIGQUIT\n"+
 			"stops accepting, drains for -drain, then shuts down. It ignores SIGHUP,\n"+
-			"SIGUSR1, SIGUSR2 and SIGWINCH.\n\nflags:\n")
+			"SIGUSR1, SIGUSR2 and SIGWINCH. With $BATON_STOP_TIMEOUT (seconds) set, the\n"+
+			"flags not given fit the drain into it and spread the closing of idle\n"+
+			"connections over most of it.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
+	cfg.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cfg.set[f.Name] = true })
 	if fs.NArg() > 0 {
 		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
 		fmt.Fprintf(stderr, "%v\n", err)
@@ -144,6 +160,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg.names, err = parseNames(*names)
 	if err == nil && cfg.drain < 0 {
 		err = fmt.Errorf("-drain %v: must not be negative", cfg.drain)
+	}
+	if err == nil && cfg.closeSpread < 0 {
+		err = fmt.Errorf("-close-spread %v: must not be negative", cfg.closeSpread)
 	}
 	if err == nil && cfg.shutdownTimeout <= 0 {
 		err = fmt.Errorf("-shutdown-timeout %v: must be positive", cfg.shutdownTimeout)

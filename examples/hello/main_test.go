@@ -19,12 +19,13 @@ func TestParseFlags(t *testing.T) {
 		wantErr error // nil: any error is a failure; errAny: some error
 	}{
 		{"defaults", nil, config{names: []string{"http"}, drain: time.Second, shutdownTimeout: 10 * time.Second}, nil},
-		{"all flags", []string{"-names", "a,b", "-listen", ":8080", "-drain", "0", "-shutdown-timeout", "3s"},
-			config{names: []string{"a", "b"}, listen: ":8080", shutdownTimeout: 3 * time.Second}, nil},
+		{"all flags", []string{"-names", "a,b", "-listen", ":8080", "-drain", "0", "-close-spread", "4s", "-shutdown-timeout", "3s"},
+			config{names: []string{"a", "b"}, listen: ":8080", closeSpread: 4 * time.Second, shutdownTimeout: 3 * time.Second}, nil},
 		{"help", []string{"-h"}, config{}, flag.ErrHelp},
 		{"unknown flag", []string{"-nope"}, config{}, errAny},
 		{"no names", []string{"-names", " , "}, config{}, errNoNames},
 		{"negative drain", []string{"-drain", "-1s"}, config{}, errAny},
+		{"negative close-spread", []string{"-close-spread", "-1s"}, config{}, errAny},
 		{"zero shutdown timeout", []string{"-shutdown-timeout", "0"}, config{}, errAny},
 		{"stray argument", []string{"serve"}, config{}, errAny},
 	}
@@ -45,7 +46,7 @@ func TestParseFlags(t *testing.T) {
 				return
 			}
 			if !slices.Equal(got.names, tt.want.names) || got.listen != tt.want.listen ||
-				got.drain != tt.want.drain || got.shutdownTimeout != tt.want.shutdownTimeout {
+				got.drain != tt.want.drain || got.shutdownTimeout != tt.want.shutdownTimeout || got.closeSpread != tt.want.closeSpread {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})

@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // helloHandler answers /healthz with "ok" and everything else with body.
@@ -170,12 +173,88 @@ func (s *server) closeIdleConns() (closed, left int) {
 	defer s.mu.Unlock()
 	s.closeIdle = true
 	for c, state := range s.conns {
-		if state == http.StateIdle {
+		if state == http.StateIdle && !pending(c) {
 			c.Close()
 			closed++
 		}
 	}
 	return closed, len(s.conns) - closed
+}
+
+// pending reports whether the client of c has sent bytes hello has not read yet: a request
+// on its way, though net/http still calls the connection idle (it says active only once its
+// goroutine has read them, which on a loaded machine can take a while). Closing such a
+// connection would cut that request (RFC 9112 §9.6); left open, the request is answered
+// with Connection: close. It asks the kernel (SIOCINQ), so what is left of the race is the
+// few microseconds between the look and the close, not a scheduling delay.
+func pending(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
+}
+
+// closeIdleSpread closes the connections idle now one at a time, evenly over d: the i-th
+// of n at i*d/n, each only if it is still idle (one whose client sent a request meanwhile
+// is answered with Connection: close and closes itself). Their clients, long-lived ones
+// that send nothing, then reconnect to the next generation a few at a time rather than
+// all at once. It returns early when no connection is left, and says how many it closed.
+// Call it after stopAccepting.
+func (s *server) closeIdleSpread(d time.Duration) (closed int) {
+	s.mu.Lock()
+	var idle []net.Conn
+	for c, state := range s.conns {
+		if state == http.StateIdle {
+			idle = append(idle, c)
+		}
+	}
+	s.mu.Unlock()
+	n := len(idle)
+	if n == 0 {
+		return 0
+	}
+	start := time.Now()
+	// due is the time of the i-th close; in floating point, as d*i may overflow.
+	due := func(i int) time.Time {
+		return start.Add(time.Duration(float64(d) * float64(i) / float64(n)))
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for i := 0; i < n; {
+		// Every close due by now, in one go: a wake-up that came late catches up.
+		for now := time.Now(); i < n && !due(i).After(now); i++ {
+			if s.closeIfIdle(idle[i]) {
+				closed++
+			}
+		}
+		if i == n || s.open() == 0 {
+			break
+		}
+		timer.Reset(time.Until(due(i)))
+		select {
+		case <-timer.C:
+		case <-s.gone: // maybe none is left
+		}
+	}
+	return closed
+}
+
+// closeIfIdle closes c if it is open and idle, and no request is on its way (pending).
+func (s *server) closeIfIdle(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[c] != http.StateIdle || pending(c) {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // finish waits, up to timeout, for the connections closeIdleConns left

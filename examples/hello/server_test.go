@@ -4,9 +4,12 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestResponses(t *testing.T) {
@@ -99,5 +102,41 @@ func TestNotify(t *testing.T) {
 				p.expectNoNotify(t)
 			}
 		})
+	}
+}
+
+// pending sees a request the server has not read yet, and only then.
+func TestPending(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if pending(server) {
+		t.Fatal("pending before the client wrote anything")
+	}
+	if _, err := client.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLimit)
+	for !pending(server) {
+		if time.Now().After(deadline) {
+			t.Fatal("the client's bytes never seen as pending")
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's queue
+	}
+	io.ReadFull(server, make([]byte, 16))
+	if pending(server) {
+		t.Error("pending after the server read everything")
 	}
 }

@@ -33,6 +33,8 @@ type batonOpts struct {
 	soak      string // upgrade.soak; "" = "0s"
 	command   string // the [worker] command line; "" = the reference worker
 	extra     string // TOML appended to the config
+	// conf, if set, writes the config instead of batonConfig (a section's own).
+	conf func(pidfile string, addrs []string) string
 }
 
 // batonConfig is the TOML configuration of a benchmarked baton: every listener served by
@@ -92,6 +94,9 @@ func (d *driver) startBaton(o batonOpts) (*batonSvc, error) {
 	text := batonConfig(b.pidfile, d.hello, d.drain.String(), addrs, o.workers, o.commit, o.soak, d.workerProcs)
 	if o.command != "" {
 		text = batonConfigWith(b.pidfile, o.command, addrs, o.workers, o.commit, o.soak, d.workerProcs)
+	}
+	if o.conf != nil {
+		text = o.conf(b.pidfile, addrs)
 	}
 	if err := os.WriteFile(conf, []byte(text+o.extra), 0o644); err != nil {
 		return nil, err

@@ -313,3 +313,25 @@ func TestWriteSystemd(t *testing.T) {
 		})
 	}
 }
+
+// The long-lived section's configs: its stop_timeout and stop_spread, and hello told not to
+// pace in the rows where it should not.
+func TestLongConfigParses(t *testing.T) {
+	dir := t.TempDir()
+	d := &driver{hello: "/bin/hello", drain: time.Second, llStopTimeout: 20 * time.Second, llSpread: 10 * time.Second}
+	for _, r := range []longRun{{stopSpread: 10 * time.Second, workerPaces: true}, {}} {
+		text := d.longConfig(filepath.Join(dir, "baton.pid"), "127.0.0.1:1001", &r)
+		c, err := config.Parse(filepath.Join(dir, "baton.toml"), []byte(text))
+		if err != nil {
+			t.Fatalf("config does not parse: %v\n%s", err, text)
+		}
+		paces := !strings.Contains(strings.Join(c.Worker.Command, " "), "-close-spread 0s")
+		if c.Worker.StopSpread != r.stopSpread || c.Worker.StopTimeout != 20*time.Second || paces != r.workerPaces || c.Worker.Count != 2 {
+			t.Errorf("stop_spread %v, stop_timeout %v, hello paces %v, %d workers; want %v, 20s, %v, 2\n%s",
+				c.Worker.StopSpread, c.Worker.StopTimeout, paces, c.Worker.Count, r.stopSpread, r.workerPaces, text)
+		}
+	}
+	if got := helloSpread(d); got != 11*time.Second { // 20 - 2 - 1 - 6
+		t.Errorf("hello's close spread %v, want 11s", got)
+	}
+}

@@ -56,6 +56,9 @@ type driver struct {
 	labCycles                int
 	labLoadIn                string
 	workerProcs              int
+	llConns                  int           // long-lived section: idle connections
+	llSpread, llStopTimeout  time.Duration // its stop_spread and stop_timeout
+	llPing                   time.Duration // a request on each idle connection this often (0: none)
 }
 
 func (d *driver) deadline() time.Time { return time.Now().Add(d.stepTimeout) }
@@ -98,12 +101,16 @@ func run(args []string) int {
 	fs.IntVar(&d.scaleCycles, "scale-cycles", 10, "cycles of each kind per scaling point")
 	fs.StringVar(&scaleW, "scale-workers", "1,4,16,64", "worker counts of the scaling table")
 	fs.StringVar(&scaleL, "scale-listeners", "1,16,256", "listener counts of the scaling table")
-	fs.StringVar(&sections, "sections", "systemd,cycles,throughput,resources,scaling,gate,memory", "which parts to run")
+	fs.StringVar(&sections, "sections", "systemd,cycles,throughput,resources,scaling,gate,memory", "which parts to run (and longlived, not by default: 10,000 connections)")
 	fs.StringVar(&d.labScript, "lab", defaultLab(), "the systemd-lab script, for the systemd section (default $LAB, else ../shared/systemd-lab/lab)")
 	fs.StringVar(&d.labRoot, "lab-root", "host", "LAB_ROOT of the systemd section's lab (host: this machine's systemd)")
 	fs.StringVar(&d.unitsDir, "units", "units", "the `dir` of baton@.service and baton@.socket")
 	fs.IntVar(&d.labCycles, "systemd-cycles", 100, "cycles of each kind and load mode in the systemd section")
 	fs.IntVar(&d.workerProcs, "worker-gomaxprocs", 0, "GOMAXPROCS of every reference worker (supervised or bare); 0: the Go default, one per CPU")
+	fs.IntVar(&d.llConns, "ll-conns", 10000, "idle keep-alive connections of the longlived section")
+	fs.DurationVar(&d.llSpread, "ll-spread", 10*time.Second, "stop_spread of the longlived section's paced rows")
+	fs.DurationVar(&d.llPing, "ll-ping", 0, "longlived section: each idle connection makes a request this often (0: never), to race the server's closes")
+	fs.DurationVar(&d.llStopTimeout, "ll-stop-timeout", 20*time.Second, "stop_timeout of the longlived section (hello paces over what it leaves)")
 	fs.StringVar(&d.labLoadIn, "lab-load-in", "service", "where the systemd section's load runs: service (a transient service inside the lab, beside baton's) or outside (`lab exec`: the host's cgroup, outside the lab's)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -194,6 +201,9 @@ func run(args []string) int {
 	}
 	if d.has("memory") {
 		rep.memory = d.memorySection()
+	}
+	if d.has("longlived") {
+		rep.long = d.longLived()
 	}
 	rep.finished = time.Now()
 	rep.loadEnd = loadAvg()

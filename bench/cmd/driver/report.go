@@ -26,6 +26,7 @@ type report struct {
 	systemd           *systemdRun // nil when the section was not asked for
 	gate              []gateResult
 	memory            []memRun
+	long              []longRun
 }
 
 func (r *seriesResult) failed() int64 {
@@ -80,6 +81,11 @@ func (rep *report) failed() bool {
 	}
 	for _, r := range rep.memory {
 		if r.err != nil {
+			return true
+		}
+	}
+	for _, l := range rep.long {
+		if l.err != nil {
 			return true
 		}
 	}
@@ -139,6 +145,9 @@ func (rep *report) write(w io.Writer) {
 	}
 	if len(rep.memory) > 0 {
 		rep.writeMemory(w)
+	}
+	if len(rep.long) > 0 {
+		rep.writeLongLived(w)
 	}
 	rep.writeErrors(w)
 }
@@ -385,6 +394,11 @@ func (rep *report) writeErrors(w io.Writer) {
 	}
 	if rep.idle.err != nil {
 		errs = append(errs, fmt.Sprintf("resources: %v", rep.idle.err))
+	}
+	for _, l := range rep.long {
+		if l.err != nil {
+			errs = append(errs, fmt.Sprintf("long-lived %s: %v", l.name, l.err))
+		}
 	}
 	if sr := rep.systemd; sr != nil {
 		if sr.err != nil {
