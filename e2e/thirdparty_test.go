@@ -44,6 +44,9 @@ type thirdParty struct {
 	ready   string // ready = …
 	env     string // more entries of env = { TAG = …, … }
 	worker  string // more [worker] lines
+	// allAtOnce: [rollout] strategy = "all" (every new worker at once, the old ones retired
+	// together, paced by stop_spread) rather than rolling with a canary (the roll paces).
+	allAtOnce bool
 	procs   int    // processes of a generation: baton's workers and their own children
 }
 
@@ -89,7 +92,7 @@ var thirdParties = []thirdParty{
 		command: func(s *service) []string {
 			return []string{"/bin/sh", "-c", `exec /usr/bin/gunicorn --chdir "$0" --workers 2 --graceful-timeout "$BATON_STOP_TIMEOUT" app:app`, s.dir}
 		},
-		ready: "notify", procs: 2 * 3, worker: `stop_spread = "3s"`,
+		ready: "notify", procs: 2 * 3, worker: `stop_spread = "3s"`, allAtOnce: true,
 	},
 	{
 		// A few lines of python3: http.server on fd 3, no sd_notify. The listener is shared
@@ -172,7 +175,7 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 	if got := f.hup(first); !strings.Contains(got, `msg="reload complete"`) {
 		t.Fatalf("HUP: %s", got)
 	}
-	if len(f.linesOf(first, `msg="reload: the canary is ready; probation before the rest"`)) != 1 {
+	if len(f.linesOf(first, `msg="reload: the canary is ready; probation before the rest"`)) != 1 && !tp.allAtOnce {
 		t.Errorf("the reload's canary was not on probation")
 	}
 	if master, st := f.settle(base); master != first || st.Generation != 1 {
@@ -183,7 +186,7 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 
 	nw := f.usr2(first)
 	f.gone(first)
-	if len(f.linesOf(nw, `msg="rolling upgrade: the canary is ready; probation before the rest"`)) != 1 {
+	if len(f.linesOf(nw, `msg="rolling upgrade: the canary is ready; probation before the rest"`)) != 1 && !tp.allAtOnce {
 		t.Errorf("the upgrade's canary was not on probation")
 	}
 	if master, st := f.settle(base); master != nw || st.Generation != 2 {
@@ -215,6 +218,10 @@ func runThirdParty(t *testing.T, tp thirdParty) {
 
 // config is the service's config with the server as its 2 workers, TAG=tag in their env.
 func (tp thirdParty) config(s *service, tag string) string {
+	rollout := "strategy = \"rolling\"\ncanary = 1"
+	if tp.allAtOnce {
+		rollout = "strategy = \"all\""
+	}
 	cmd := tp.command(s)
 	for i, a := range cmd {
 		cmd[i] = strconv.Quote(a)
@@ -246,9 +253,8 @@ check = [%q, "-c", "import sys, urllib.request; urllib.request.urlopen('http://'
 check_interval = "100ms"
 
 [rollout]
-strategy = "rolling"
-canary = 1
-`, s.addr, strings.Join(cmd, ", "), tag, tp.env, tp.ready, tp.worker, python3, s.addr)
+%s
+`, s.addr, strings.Join(cmd, ", "), tag, tp.env, tp.ready, tp.worker, python3, s.addr, rollout)
 }
 
 // only waits until the live processes under the reaper but master, the servers' own
