@@ -233,7 +233,7 @@ func startReaper(f *fleet) (*reaper, error) {
 	}
 	args := []string{"-c",
 		// The second down removes the stopped lab's state directory.
-		`cat >/dev/null; lab=$0 dir=$1; shift 2
+		`cat >/dev/null; lab=$0 dir=$1; shift
 		for n in "$@"; do (LAB_NAME=$n "$lab" down; LAB_NAME=$n "$lab" down >/dev/null 2>&1) & done
 		wait
 		case "$dir" in /var/lib/baton-fleet/*) rm -rf "$dir";; esac`,
@@ -491,7 +491,7 @@ func (f *fleet) settled(t *testing.T) []state {
 
 // ---------------------------------------------------------------- ansible
 
-// inventory writes an inventory directory for one play: hosts.ini (every host, its lab's
+// inventory writes an inventory directory for one play: hosts (every host, its lab's
 // PID for the nsenter connection), group_vars/baton.json and, for each host in hostVars,
 // host_vars/NAME.json. JSON is YAML: no quoting to get wrong.
 func (f *fleet) inventory(t *testing.T, name string, groupVars map[string]any, hostVars map[string]map[string]any) string {
@@ -518,7 +518,7 @@ func (f *fleet) inventory(t *testing.T, name string, groupVars map[string]any, h
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(dir, "hosts.ini"), nil)
+	write(filepath.Join(dir, "hosts"), nil)
 	write(filepath.Join(dir, "group_vars", "baton.json"), groupVars)
 	for h, v := range hostVars {
 		write(filepath.Join(dir, "host_vars", h+".json"), v)
