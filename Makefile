@@ -10,7 +10,7 @@ DEMO_ADDR ?= 127.0.0.1:8080
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test faults lint fuzz demo bench package package-check integration cross-test clean
+.PHONY: all build test faults lint fuzz demo bench package package-check integration fleet cross-test clean
 
 all: build
 
@@ -84,6 +84,13 @@ cross-test:
 # root, about 2 minutes, plus a minute per rootfs the first time.
 integration:
 	bash labtest/run.sh all
+
+# The fleet test (labtest/fleet, README "Upgrading a fleet"): four systemd labs, baton
+# installed by the Ansible collection's role, rolled with its playbooks while load runs on
+# every host. Root; installs Debian's ansible and go-md2man with apt-get if missing. The
+# plays' output goes to bin/fleet/.
+fleet:
+	bash labtest/fleet/run.sh
 
 # .deb and .rpm for each of PACKAGE_ARCHES in dist/ (nfpm, pinned in packaging/build.sh;
 # GOARCH cross-builds), and dist/SHA256SUMS of exactly those. The packages of an earlier
