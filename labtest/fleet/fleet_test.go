@@ -86,15 +86,15 @@ func (o outcome) String() string {
 	return [...]string{"untouched", "upgraded", "rolled back"}[o]
 }
 
-// scenario runs playbook with the group and host variables, under load on every host,
+// scenario runs playbook with the group, host and extra variables, under load on every host,
 // then checks each host's outcome and that no request failed anywhere. It returns the
 // play's output and exit status.
-func scenario(t *testing.T, name, book string, groupVars map[string]any, hostVars map[string]map[string]any, version string, want []outcome) (string, int) {
+func scenario(t *testing.T, name, book string, groupVars map[string]any, hostVars map[string]map[string]any, extraVars map[string]any, version string, want []outcome) (string, int) {
 	t.Helper()
 	inv := fl.inventory(t, name, groupVars, hostVars)
 	before := fl.settled(t)
 	loads := fl.startLoad(t)
-	out, rc := fl.play(t, name, inv, book)
+	out, rc := fl.play(t, name, inv, book, extraVars)
 	after := fl.settled(t)
 	results := make([]*load.Result, len(loads))
 	for i, l := range loads {
@@ -151,7 +151,7 @@ func TestFleet(t *testing.T) {
 	// baton@web.service enabled and started.
 	if !t.Run("install", func(t *testing.T) {
 		inv := fl.inventory(t, "install", with(commonVars(), "baton_package", deb1, "baton_config", goodConfig()), nil)
-		out, rc := fl.play(t, "install", inv, filepath.Join(fl.Repo, "labtest/fleet/testdata/install.yml"))
+		out, rc := fl.play(t, "install", inv, filepath.Join(fl.Repo, "labtest/fleet/testdata/install.yml"), nil)
 		if rc != 0 {
 			t.Fatalf("install.yml: exit %d:\n%s", rc, tail(out, 40))
 		}
@@ -176,7 +176,7 @@ func TestFleet(t *testing.T) {
 	if !t.Run("good", func(t *testing.T) {
 		vars := with(commonVars(), "baton_package", deb2, "baton_config", goodConfig(),
 			"baton_expect_version", v2, "baton_previous_package", deb1, "baton_previous_config", goodConfig())
-		out, rc := scenario(t, "good", playbook("rolling-upgrade.yml"), vars, nil, v2,
+		out, rc := scenario(t, "good", playbook("rolling-upgrade.yml"), vars, nil, nil, v2,
 			[]outcome{upgraded, upgraded, upgraded, upgraded})
 		if rc != 0 {
 			t.Errorf("rolling-upgrade.yml: exit %d, want 0:\n%s", rc, tail(out, 40))
@@ -195,7 +195,7 @@ func TestFleet(t *testing.T) {
 	if !t.Run("canary", func(t *testing.T) {
 		vars := with(commonVars(), "baton_package", deb3, "baton_config", neverReadyConfig(),
 			"baton_expect_version", v3, "baton_previous_package", deb2, "baton_previous_config", goodConfig())
-		out, rc := scenario(t, "canary", playbook("rolling-upgrade.yml"), vars, nil, v3,
+		out, rc := scenario(t, "canary", playbook("rolling-upgrade.yml"), vars, nil, nil, v3,
 			[]outcome{rolledBack, untouched, untouched, untouched})
 		checkFailedPlay(t, out, rc, "host1", regexp.MustCompile(`not ready within `+upgradeTimeout))
 	}) {
@@ -204,13 +204,14 @@ func TestFleet(t *testing.T) {
 
 	// (c) A release bad on host 3 only (host_vars). Serial 1: the default [1, 25%, 100%]
 	// puts host3 and host4 in one batch (25% of 4 is 1: host2), so host4 would be upgraded
-	// beside host3; one host at a time leaves host4 after host3, never touched.
+	// beside host3; one host at a time leaves host4 after host3, never touched. serial is
+	// templated before any host is chosen, so baton_serial is an extra variable (-e): in
+	// group_vars it would be ignored.
 	if !t.Run("host3", func(t *testing.T) {
 		vars := with(commonVars(), "baton_package", deb3, "baton_config", goodConfig(),
-			"baton_expect_version", v3, "baton_previous_package", deb2, "baton_previous_config", goodConfig(),
-			"baton_serial", 1)
+			"baton_expect_version", v3, "baton_previous_package", deb2, "baton_previous_config", goodConfig())
 		hostVars := map[string]map[string]any{"host3": {"baton_config": crashingConfig()}}
-		out, rc := scenario(t, "host3", playbook("rolling-upgrade.yml"), vars, hostVars, v3,
+		out, rc := scenario(t, "host3", playbook("rolling-upgrade.yml"), vars, hostVars, map[string]any{"baton_serial": 1}, v3,
 			[]outcome{upgraded, upgraded, rolledBack, untouched})
 		checkFailedPlay(t, out, rc, "host3", regexp.MustCompile(`worker`))
 	}) {
@@ -222,7 +223,7 @@ func TestFleet(t *testing.T) {
 	t.Run("rollback", func(t *testing.T) {
 		vars := with(commonVars(), "baton_previous_package", deb2, "baton_previous_version", v2,
 			"baton_previous_config", goodConfig())
-		out, rc := scenario(t, "rollback", playbook("rollback.yml"), vars, nil, v2,
+		out, rc := scenario(t, "rollback", playbook("rollback.yml"), vars, nil, nil, v2,
 			[]outcome{upgraded, upgraded, untouched, untouched})
 		if rc != 0 {
 			t.Errorf("rollback.yml: exit %d, want 0:\n%s", rc, tail(out, 40))

@@ -526,11 +526,20 @@ func (f *fleet) inventory(t *testing.T, name string, groupVars map[string]any, h
 	return dir
 }
 
-// play runs ansible-playbook with the inventory and returns its output and exit status.
-// The output is kept in BATON_FLEET_LOGS/NAME.log when that is set.
-func (f *fleet) play(t *testing.T, name, inventory, playbook string) (string, int) {
+// play runs ansible-playbook with the inventory (and extra variables, given as -e JSON
+// when there are any) and returns its output and exit status. The output is kept in
+// BATON_FLEET_LOGS/NAME.log when that is set.
+func (f *fleet) play(t *testing.T, name, inventory, playbook string, extraVars map[string]any) (string, int) {
 	t.Helper()
-	cmd := exec.Command("ansible-playbook", "-i", inventory, playbook)
+	args := []string{"-i", inventory}
+	if len(extraVars) > 0 {
+		b, err := json.Marshal(extraVars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-e", string(b))
+	}
+	cmd := exec.Command("ansible-playbook", append(args, playbook)...)
 	cmd.Dir = f.Dir // no ansible.cfg of the caller's directory
 	cmd.Env = append(os.Environ(),
 		"ANSIBLE_COLLECTIONS_PATH="+f.Collections,
@@ -554,7 +563,7 @@ func (f *fleet) play(t *testing.T, name, inventory, playbook string) (string, in
 	t.Logf("%s: ansible-playbook %s: exit %d in %s", name, filepath.Base(playbook), rc, took.Round(100*time.Millisecond))
 	if f.Logs != "" {
 		os.MkdirAll(f.Logs, 0o755)
-		header := fmt.Sprintf("$ ansible-playbook -i %s %s\n", inventory, playbook)
+		header := fmt.Sprintf("$ ansible-playbook %s %s\n", strings.Join(args, " "), playbook)
 		footer := fmt.Sprintf("exit %d in %s\n", rc, took.Round(100*time.Millisecond))
 		os.WriteFile(filepath.Join(f.Logs, name+".log"), []byte(header+out+footer), 0o644)
 	}
