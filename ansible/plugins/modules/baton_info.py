@@ -152,7 +152,7 @@ def main():
     if module.params["instance"] or module.params["socket"]:
         sock = control_socket(module)
         key = module.params["instance"] or sock
-        rc, st, words = get_status(module, sock)
+        rc, st, words = get_status(module, sock, module.params["timeout"])
         if st is None:
             if rc != EXIT_NO_MASTER or not module.params["allow_missing"]:
                 module.fail_json(msg="baton status on %s: %s" % (sock, words or EXIT_MEANING.get(rc, "exit %d" % rc)),
@@ -169,7 +169,7 @@ def main():
             name = os.path.basename(os.path.dirname(sock))
             if check_instance(name):
                 continue
-            rc, st, words = get_status(module, sock)
+            rc, st, words = get_status(module, sock, module.params["timeout"])
             if st is None and rc != EXIT_NO_MASTER:
                 module.fail_json(msg="baton status on %s: %s" % (sock, words or EXIT_MEANING.get(rc, "exit %d" % rc)),
                                  baton_exit=rc)

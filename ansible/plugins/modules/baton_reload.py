@@ -136,7 +136,7 @@ def main():
         result["msg"] = "would reload master pid %s (generation %s)" % (result["pid"], result["generation"])
         module.exit_json(**result)
 
-    rc, reply, words = run_verb(module, "reload", sock)
+    rc, reply, words = run_verb(module, "reload", sock, timeout=module.params["timeout"])
     result["baton_exit"] = rc
     result["msg"] = words or EXIT_MEANING.get(rc, "exit %d" % rc)
     _, after, _ = get_status(module, sock)

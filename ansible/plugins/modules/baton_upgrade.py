@@ -214,7 +214,7 @@ def main():
         result["msg"] = "would upgrade master pid %s (generation %s, %s, %s) to %s" % (pid, gen, version, link, binary)
         module.exit_json(**result)
 
-    rc, reply, words = run_verb(module, "upgrade", sock)
+    rc, reply, words = run_verb(module, "upgrade", sock, timeout=module.params["timeout"])
     result["baton_exit"] = rc
     result["msg"] = words or EXIT_MEANING.get(rc, "exit %d" % rc)
     _, after, _ = get_status(module, sock)
