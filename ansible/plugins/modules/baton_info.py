@@ -20,7 +20,7 @@ description:
     under C(/run/baton/*/control.sock) (the shipped units' runtime directories).
   - Changes nothing; runs in check mode as in a real run.
 author:
-  - baton's authors
+  - baton's authors (@baton-supervisor)
 options:
   instance:
     description:
@@ -51,6 +51,7 @@ options:
     default: false
 attributes:
   facts:
+    description: Sets C(ansible_facts.baton).
     support: full
 notes:
   - C(ansible_facts.baton) holds only what this call saw; a second call with another

@@ -94,7 +94,7 @@ def reap():
     """Waits for every exited child (the retired masters re-parented to this process)."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid = os.waitpid(-1, os.WNOHANG)[0]
         except ChildProcessError:
             return
         if pid == 0:
@@ -119,7 +119,7 @@ def run_module(name, args, check_mode=False):
     env = dict(os.environ, PYTHONPATH=_collections_dir, LC_ALL="C")
     try:
         p = subprocess.run([sys.executable, os.path.join(MODULES, name + ".py"), f.name],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=300)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=300, check=False)
     finally:
         os.unlink(f.name)
     out = p.stdout.decode()
@@ -184,7 +184,7 @@ class Master(object):
 
     def status(self):
         p = subprocess.run([self.binary, "status", "--json", "--socket", self.socket],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
         if p.returncode != 0:
             return None
         st = json.loads(p.stdout.decode())["status"]
@@ -213,7 +213,7 @@ class Master(object):
 
     def close(self):
         subprocess.run([self.binary, "stop", "--wait", "--timeout", "20s", "--socket", self.socket],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 import os
 import unittest
-import urllib.request
+import http.client
 
 import harness
 
@@ -47,8 +47,14 @@ class MasterTest(unittest.TestCase):
         self.before = self.m.settled()
 
     def get(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/" % self.m.port, timeout=10) as r:
+        c = http.client.HTTPConnection("127.0.0.1", self.m.port, timeout=10)
+        try:
+            c.request("GET", "/")
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
             return r.read().decode()
+        finally:
+            c.close()
 
 
 class TestUpgrade(MasterTest):
