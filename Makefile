@@ -10,7 +10,7 @@ DEMO_ADDR ?= 127.0.0.1:8080
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test faults lint fuzz demo bench package package-check integration fleet cross-test clean
+.PHONY: all build test faults lint fuzz demo bench package package-check integration fleet cross-test ansible-check clean
 
 all: build
 
@@ -91,6 +91,26 @@ integration:
 # plays' output goes to bin/fleet/.
 fleet:
 	bash labtest/fleet/run.sh
+
+# The Ansible collection (ansible/README.md): both playbooks through ansible-playbook
+# --syntax-check, ansible-lint (production profile, offline), the modules' and the filter's
+# unit tests against the real bin/baton standalone, and ansible-test sanity offline
+# (ansible/tests/sanity.sh says what it skips and why). Debian's ansible, ansible-lint,
+# python3-voluptuous, python3-pycodestyle, pylint, shellcheck, yamllint (.ci/run installs
+# them); no root. About 1 min idle, the sanity test's pylint most of it. Not part of
+# `make test`, which needs nothing but Go.
+ANSIBLE_TMP := $(CURDIR)/bin/ansible
+
+ansible-check: build
+	@mkdir -p $(ANSIBLE_TMP)
+	@set -e; coll=$$(ansible/collections.sh $(ANSIBLE_TMP)); \
+	  printf '[baton]\nh1 ansible_connection=local\n' >$(ANSIBLE_TMP)/inventory; \
+	  for p in ansible/playbooks/*.yml; do \
+	    ANSIBLE_COLLECTIONS_PATH=$$coll ansible-playbook -i $(ANSIBLE_TMP)/inventory --syntax-check $$p; \
+	  done
+	cd ansible && ansible-lint
+	BATON_BIN=$(BIN)/baton HELLO_BIN=$(BIN)/hello /usr/bin/python3 -m unittest discover -s ansible/tests/unit -v
+	ansible/tests/sanity.sh
 
 # .deb and .rpm for each of PACKAGE_ARCHES in dist/ (nfpm, pinned in packaging/build.sh;
 # GOARCH cross-builds), and dist/SHA256SUMS of exactly those. The packages of an earlier

@@ -23,7 +23,7 @@ description:
     a key that is not a string, an integer out of 64-bit range, a string that is not
     valid Unicode, any other type (dates included: give them as strings).
 author:
-  - baton's authors
+  - baton's authors (@baton-supervisor)
 options:
   _input:
     description: The document, a mapping.
@@ -72,10 +72,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.collections import is_sequence
 from ansible.module_utils.six import string_types
 
-try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover, Python 2
-    from collections import Mapping
+from ansible.module_utils.common._collections_compat import Mapping
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _INT64 = (-(1 << 63), (1 << 63) - 1)

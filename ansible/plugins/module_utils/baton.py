@@ -91,8 +91,8 @@ def check_binary(module):
     return b
 
 
-def run_verb(module, verb, sock, wait=True):
-    """Runs `binary VERB --json --socket SOCK [--wait] [--timeout T]`.
+def run_verb(module, verb, sock, wait=True, timeout=None):
+    """Runs `binary VERB --json --socket SOCK [--wait] [--timeout TIMEOUT]`.
 
     Returns (rc, reply, words): the CLI's exit status, the master's JSON reply (a dict, or
     None when the CLI printed none: no master, a wait that ended, a usage error) and the
@@ -101,8 +101,8 @@ def run_verb(module, verb, sock, wait=True):
     cmd = [module.params["binary"], verb, "--json", "--socket", sock]
     if wait:
         cmd.append("--wait")
-    if module.params.get("timeout"):
-        cmd += ["--timeout", module.params["timeout"]]
+    if timeout:
+        cmd += ["--timeout", timeout]
     rc, out, err = module.run_command(cmd, environ_update=dict(LC_ALL="C"))
     reply = None
     if out.strip():
@@ -134,9 +134,10 @@ def _cli_words(verb, stderr):
     return "; ".join(lines)
 
 
-def get_status(module, sock):
-    """`baton status --json`: (rc, the status dict or None, words)."""
-    rc, reply, words = run_verb(module, "status", sock, wait=False)
+def get_status(module, sock, timeout=None):
+    """`baton status --json`: (rc, the status dict or None, words). The CLI's own reply
+    wait (30s) unless timeout."""
+    rc, reply, words = run_verb(module, "status", sock, wait=False, timeout=timeout)
     st = None
     if rc == EXIT_DONE and reply is not None and isinstance(reply.get("status"), dict):
         st = reply["status"]

@@ -20,7 +20,7 @@ description:
     under C(/run/baton/*/control.sock) (the shipped units' runtime directories).
   - Changes nothing; runs in check mode as in a real run.
 author:
-  - baton's authors
+  - baton's authors (@baton-supervisor)
 options:
   instance:
     description:
@@ -51,6 +51,7 @@ options:
     default: false
 attributes:
   facts:
+    description: Sets C(ansible_facts.baton).
     support: full
 notes:
   - C(ansible_facts.baton) holds only what this call saw; a second call with another
@@ -152,7 +153,7 @@ def main():
     if module.params["instance"] or module.params["socket"]:
         sock = control_socket(module)
         key = module.params["instance"] or sock
-        rc, st, words = get_status(module, sock)
+        rc, st, words = get_status(module, sock, module.params["timeout"])
         if st is None:
             if rc != EXIT_NO_MASTER or not module.params["allow_missing"]:
                 module.fail_json(msg="baton status on %s: %s" % (sock, words or EXIT_MEANING.get(rc, "exit %d" % rc)),
@@ -169,7 +170,7 @@ def main():
             name = os.path.basename(os.path.dirname(sock))
             if check_instance(name):
                 continue
-            rc, st, words = get_status(module, sock)
+            rc, st, words = get_status(module, sock, module.params["timeout"])
             if st is None and rc != EXIT_NO_MASTER:
                 module.fail_json(msg="baton status on %s: %s" % (sock, words or EXIT_MEANING.get(rc, "exit %d" % rc)),
                                  baton_exit=rc)

@@ -24,7 +24,7 @@ description:
     worker that failed or was not ready in time), on exit status 1; also on 3 (no master
     answers) and 4 (the wait ended while the reload goes on).
 author:
-  - baton's authors
+  - baton's authors (@baton-supervisor)
 options:
   instance:
     description:
@@ -136,10 +136,10 @@ def main():
         result["msg"] = "would reload master pid %s (generation %s)" % (result["pid"], result["generation"])
         module.exit_json(**result)
 
-    rc, reply, words = run_verb(module, "reload", sock)
+    rc, reply, words = run_verb(module, "reload", sock, timeout=module.params["timeout"])
     result["baton_exit"] = rc
     result["msg"] = words or EXIT_MEANING.get(rc, "exit %d" % rc)
-    _, after, _ = get_status(module, sock)
+    after = get_status(module, sock)[1]
     if after is not None:
         result["pid"], result["generation"], result["version"] = summary(after)
         result["status"] = after

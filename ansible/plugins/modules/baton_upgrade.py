@@ -29,7 +29,7 @@ description:
   - Runs on the target host, as root or as baton's own user (the control socket lets
     only those in).
 author:
-  - baton's authors
+  - baton's authors (@baton-supervisor)
 options:
   instance:
     description:
@@ -214,10 +214,10 @@ def main():
         result["msg"] = "would upgrade master pid %s (generation %s, %s, %s) to %s" % (pid, gen, version, link, binary)
         module.exit_json(**result)
 
-    rc, reply, words = run_verb(module, "upgrade", sock)
+    rc, reply, words = run_verb(module, "upgrade", sock, timeout=module.params["timeout"])
     result["baton_exit"] = rc
     result["msg"] = words or EXIT_MEANING.get(rc, "exit %d" % rc)
-    _, after, _ = get_status(module, sock)
+    after = get_status(module, sock)[1]
     if after is not None:
         result["new_pid"], result["new_generation"], result["new_version"] = summary(after)
         result["status"] = after
