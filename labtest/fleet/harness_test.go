@@ -517,10 +517,17 @@ func (f *fleet) inventory(t *testing.T, name string, groupVars map[string]any, h
 			t.Fatal(err)
 		}
 	}
-	write(filepath.Join(dir, "hosts"), nil)
-	write(filepath.Join(dir, "group_vars", "baton.json"), groupVars)
-	for h, v := range hostVars {
-		write(filepath.Join(dir, "host_vars", h+".json"), v)
+	// A copy goes with the plays' output, for whoever reads it after the labs are gone.
+	dirs := []string{dir}
+	if f.Logs != "" {
+		dirs = append(dirs, filepath.Join(f.Logs, "inventory-"+name))
+	}
+	for _, d := range dirs {
+		write(filepath.Join(d, "hosts"), nil)
+		write(filepath.Join(d, "group_vars", "baton.json"), groupVars)
+		for h, v := range hostVars {
+			write(filepath.Join(d, "host_vars", h+".json"), v)
+		}
 	}
 	return dir
 }
@@ -562,7 +569,14 @@ func (f *fleet) play(t *testing.T, name, inventory, playbook string, extraVars m
 	t.Logf("%s: ansible-playbook %s: exit %d in %s", name, filepath.Base(playbook), rc, took.Round(100*time.Millisecond))
 	if f.Logs != "" {
 		os.MkdirAll(f.Logs, 0o755)
-		header := fmt.Sprintf("$ ansible-playbook %s %s\n", strings.Join(args, " "), playbook)
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = a
+			if strings.ContainsAny(a, ` "{}'`) {
+				quoted[i] = "'" + a + "'" // -e JSON: never holds a single quote
+			}
+		}
+		header := fmt.Sprintf("$ ansible-playbook %s %s\n", strings.Join(quoted, " "), playbook)
 		footer := fmt.Sprintf("exit %d in %s\n", rc, took.Round(100*time.Millisecond))
 		os.WriteFile(filepath.Join(f.Logs, name+".log"), []byte(header+out+footer), 0o644)
 	}
