@@ -61,6 +61,7 @@ func commonVars() map[string]any {
 	}
 }
 
+// with sets m's keys to values, given as key, value, key, value…, and returns m.
 func with(m map[string]any, kv ...any) map[string]any {
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i].(string)] = kv[i+1]
@@ -122,11 +123,17 @@ func scenario(t *testing.T, name, book string, groupVars map[string]any, hostVar
 				errorf("want the same master, generation, version, package as before (%s); have %s", b, a)
 			}
 		}
+		// baton's own history (it crosses upgrades): one entry more, the upgrade's, or none.
 		switch last := a.last(); {
-		case want[i] == rolledBack && (last.Event != "upgrade" || last.Result != "rolled back"):
-			errorf("want an upgrade rolled back last in baton's history; have %+v", last)
 		case want[i] == untouched && len(a.History) != len(b.History):
 			errorf("baton's history changed: %+v -> %+v", b.History, a.History)
+		case want[i] == untouched:
+		case len(a.History) != len(b.History)+1 && len(a.History) < 10: // it keeps the last 10
+			errorf("want one entry more in baton's history; have %+v -> %+v", b.History, a.History)
+		case want[i] == upgraded && (last.Event != "upgrade" || last.Result != "ok" || last.Generation != a.Generation):
+			errorf("want generation %d's upgrade, ok, last in baton's history; have %+v", a.Generation, last)
+		case want[i] == rolledBack && (last.Event != "upgrade" || last.Result != "rolled back"):
+			errorf("want an upgrade rolled back last in baton's history; have %+v", last)
 		}
 	}
 	if bad {
@@ -197,7 +204,7 @@ func TestFleet(t *testing.T) {
 			"baton_expect_version", v3, "baton_previous_package", deb2, "baton_previous_config", goodConfig())
 		out, rc := scenario(t, "canary", playbook("rolling-upgrade.yml"), vars, nil, nil, v3,
 			[]outcome{rolledBack, untouched, untouched, untouched})
-		checkFailedPlay(t, out, rc, "host1", regexp.MustCompile(`not ready within `+upgradeTimeout))
+		checkFailedPlay(t, out, rc, "host1", regexp.MustCompile(`upgrade rolled back: new master \d+: not ready within `+upgradeTimeout))
 	}) {
 		return
 	}
@@ -213,7 +220,7 @@ func TestFleet(t *testing.T) {
 		hostVars := map[string]map[string]any{"host3": {"baton_config": crashingConfig()}}
 		out, rc := scenario(t, "host3", playbook("rolling-upgrade.yml"), vars, hostVars, map[string]any{"baton_serial": 1}, v3,
 			[]outcome{upgraded, upgraded, rolledBack, untouched})
-		checkFailedPlay(t, out, rc, "host3", regexp.MustCompile(`worker`))
+		checkFailedPlay(t, out, rc, "host3", regexp.MustCompile(`upgrade rolled back: new master \d+: worker \d \(pid \d+\) exit status 2`))
 	}) {
 		return
 	}
@@ -238,8 +245,9 @@ func TestFleet(t *testing.T) {
 }
 
 // checkFailedPlay checks that a play failed, that its only failed host is failed, with
-// a line naming it and the master's reason (reason), and that no host after it in the
-// inventory appears in the recap (the play never reached them).
+// a line naming it and the master's reason (reason), that the hosts before it passed, and
+// that no host after it in the inventory appears in the recap (the play never reached
+// them).
 func checkFailedPlay(t *testing.T, out string, rc int, failed string, reason *regexp.Regexp) {
 	t.Helper()
 	if rc == 0 {
@@ -267,11 +275,13 @@ func checkFailedPlay(t *testing.T, out string, rc int, failed string, reason *re
 	}
 	after := false
 	for _, h := range fl.Hosts {
-		if after {
-			if r, ok := rec[h.Name]; ok {
-				t.Errorf("%s comes after %s, yet the play reached it: %s", h.Name, failed, r)
-			}
+		switch r, ok := rec[h.Name]; {
+		case h.Name == failed:
+			after = true
+		case after && ok:
+			t.Errorf("%s comes after %s, yet the play reached it: %s", h.Name, failed, r)
+		case !after && !strings.Contains(r, "failed=0"):
+			t.Errorf("recap of %s, before %s: %q, want failed=0", h.Name, failed, r)
 		}
-		after = after || h.Name == failed
 	}
 }
