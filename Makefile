@@ -95,10 +95,10 @@ fleet:
 # The Ansible collection (ansible/README.md): both playbooks through ansible-playbook
 # --syntax-check, ansible-lint (production profile, offline), the modules' and the filter's
 # unit tests against the real bin/baton standalone, and ansible-test sanity offline
-# (ansible/tests/sanity.sh says what it skips and why). Debian's ansible, ansible-lint,
-# python3-voluptuous, python3-pycodestyle, pylint, shellcheck, yamllint (.ci/run installs
-# them); no root. About 1 min idle, the sanity test's pylint most of it. Not part of
-# `make test`, which needs nothing but Go.
+# (ansible/tests/sanity.sh says what it skips and why). Needs Debian's ansible,
+# ansible-lint, python3-venv, python3-voluptuous, python3-pycodestyle, pylint, shellcheck
+# and yamllint (.ci/run installs them); no root. 2m50s on 2 busy cores (load 30), most of
+# it ansible-test sanity. Not part of `make test`, which needs nothing but Go.
 ANSIBLE_TMP := $(CURDIR)/bin/ansible
 
 ansible-check: build

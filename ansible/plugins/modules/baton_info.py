@@ -44,9 +44,10 @@ options:
   allow_missing:
     description:
       - >-
-        When no master answers on the instance's socket (exit status 3), return its fact
-        as null (C(None)) instead of failing: for a host where the instance does not run
-        yet. Discovered instances are always returned this way.
+        When no master answers on the instance's socket (exit status 3), or C(binary) is
+        not there (baton not installed yet), return its fact as null (C(None)) instead of
+        failing: for a host where the instance does not run yet. Discovered instances are
+        always returned this way.
     type: bool
     default: false
 attributes:
@@ -146,7 +147,15 @@ def main():
     argument_spec["allow_missing"] = dict(type="bool", default=False)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     check_timeout(module)
-    binary = check_binary(module)
+    binary = module.params["binary"]
+    if module.params["allow_missing"] and not os.path.exists(binary):
+        # Nothing installed yet (a first run in check mode): no master can run either.
+        key = module.params["instance"] or module.params["socket"]
+        facts = {key: None} if key else {}
+        if key:
+            control_socket(module)  # a bad instance or socket still fails
+        module.exit_json(changed=False, status=None if key else {}, ansible_facts=dict(baton=facts))
+    check_binary(module)
 
     result = dict(changed=False, status={})
     facts = {}

@@ -56,8 +56,10 @@ def setup():
 
 
 def teardown():
+    global _collections_dir
     if _collections_dir:
         shutil.rmtree(_collections_dir, ignore_errors=True)
+        _collections_dir = None
 
 
 def collections_dir():

@@ -213,6 +213,14 @@ class TestInfo(MasterTest):
         self.assertFalse(r.get("failed"), r.get("msg"))
         self.assertIsNone(r["status"])
         self.assertEqual(r["ansible_facts"]["baton"], {"gone": None})
+        # No baton installed yet (check mode on a fresh host): null too, only when allowed.
+        nobin = dict(self.m.args(instance="web"), binary=self.m.binary + ".none")
+        r = harness.run_module("baton_info", nobin)
+        self.assertTrue(r.get("failed"))
+        self.assertIn("not an executable file", r["msg"])
+        r = harness.run_module("baton_info", dict(nobin, allow_missing=True))
+        self.assertFalse(r.get("failed"), r.get("msg"))
+        self.assertEqual(r["ansible_facts"]["baton"], {"web": None})
 
 
 if __name__ == "__main__":
