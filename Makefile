@@ -10,7 +10,7 @@ DEMO_ADDR ?= 127.0.0.1:8080
 
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build test faults lint fuzz demo bench package package-check integration cross-test clean
+.PHONY: all build test faults lint fuzz demo bench package package-check integration fleet cross-test ansible-check clean
 
 all: build
 
@@ -84,6 +84,33 @@ cross-test:
 # root, about 2 minutes, plus a minute per rootfs the first time.
 integration:
 	bash labtest/run.sh all
+
+# The fleet test (labtest/fleet, README "Upgrading a fleet"): four systemd labs, baton
+# installed by the Ansible collection's role, rolled with its playbooks while load runs on
+# every host. Root; installs Debian's ansible and go-md2man with apt-get if missing. The
+# plays' output goes to bin/fleet/.
+fleet:
+	bash labtest/fleet/run.sh
+
+# The Ansible collection (ansible/README.md): both playbooks through ansible-playbook
+# --syntax-check, ansible-lint (production profile, offline), the modules' and the filter's
+# unit tests against the real bin/baton standalone, and ansible-test sanity offline
+# (ansible/tests/sanity.sh says what it skips and why). Needs Debian's ansible,
+# ansible-lint, python3-venv, python3-voluptuous, python3-pycodestyle, pylint, shellcheck
+# and yamllint (.ci/run installs them); no root. 2m50s on 2 busy cores (load 30), most of
+# it ansible-test sanity. Not part of `make test`, which needs nothing but Go.
+ANSIBLE_TMP := $(CURDIR)/bin/ansible
+
+ansible-check: build
+	@mkdir -p $(ANSIBLE_TMP)
+	@set -e; coll=$$(ansible/collections.sh $(ANSIBLE_TMP)); \
+	  printf '[baton]\nh1 ansible_connection=local\n' >$(ANSIBLE_TMP)/inventory; \
+	  for p in ansible/playbooks/*.yml; do \
+	    ANSIBLE_COLLECTIONS_PATH=$$coll ansible-playbook -i $(ANSIBLE_TMP)/inventory --syntax-check $$p; \
+	  done
+	cd ansible && ansible-lint
+	BATON_BIN=$(BIN)/baton HELLO_BIN=$(BIN)/hello /usr/bin/python3 -m unittest discover -s ansible/tests/unit -v
+	ansible/tests/sanity.sh
 
 # .deb and .rpm for each of PACKAGE_ARCHES in dist/ (nfpm, pinned in packaging/build.sh;
 # GOARCH cross-builds), and dist/SHA256SUMS of exactly those. The packages of an earlier

@@ -5,11 +5,10 @@
 #
 #   lab-install.sh PKGDIR      PKGDIR/v1 and PKGDIR/v2 each hold a .deb and an .rpm
 #
-# The lab's /usr is read-only (the host's, or a debootstrapped root's), and its /var is an
-# empty tmpfs: this script mounts a tmpfs overlay on /usr and starts empty dpkg and rpm
-# databases, so that `dpkg -i` and `rpm -i` work as on a fresh machine (dpkg then owns /usr/bin and friends in
-# its database and warns that they are not empty on purge: an artefact of the empty
-# database). Prints "ok   lab: …" and "FAIL lab: …" lines; exits 1 on any failure.
+# The lab's /usr is read-only and its /var an empty tmpfs: lab-fresh-host.sh (beside this
+# script) mounts a tmpfs overlay on /usr and starts an empty dpkg database, and the rpm part
+# below an empty rpm database, so that `dpkg -i` and `rpm -i` work as on a fresh machine.
+# Prints "ok   lab: …" and "FAIL lab: …" lines; exits 1 on any failure.
 set -u
 pkgdir=$1
 deb1=$(echo "$pkgdir"/v1/*.deb) deb2=$(echo "$pkgdir"/v2/*.deb)
@@ -111,18 +110,8 @@ t0=$(date +%s)
 section() { echo "== $* (+$(($(date +%s) - t0))s)"; }
 
 # ---------------------------------------------------------------- set-up
-mkdir -p /run/usr-rw/upper /run/usr-rw/work
-mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-rw/upper,workdir=/run/usr-rw/work /usr ||
-	{ bad "cannot mount a writable /usr"; exit 1; }
-# The host's /usr may carry a Docker-style /usr/sbin/policy-rc.d (exit 101: "start and
-# stop nothing", for image builds); a booted server has none. The prerm honours it through
-# deb-systemd-invoke, which the test proves apart ("deb: policy-rc.d" below).
-rm -f /usr/sbin/policy-rc.d
-mkdir -p /var/lib/dpkg/info /var/lib/dpkg/updates /var/lib/dpkg/triggers /var/log
-touch /var/lib/dpkg/status /var/lib/dpkg/available
-# baton-fdstore@ wants network-online.target; in the lab (loopback only) the host's
-# systemd-networkd-wait-online would hold every start for its 120 s timeout.
-systemctl mask --now systemd-networkd-wait-online.service >/dev/null 2>&1
+# A writable /usr, empty dpkg database: a fresh Debian host (lab-fresh-host.sh says how).
+bash "$(dirname "$0")/lab-fresh-host.sh" || { bad "cannot make the lab a fresh host"; exit 1; }
 systemctl --version | head -1
 
 # ---------------------------------------------------------------- deb: install
