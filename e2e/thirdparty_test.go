@@ -47,7 +47,7 @@ type thirdParty struct {
 	// allAtOnce: [rollout] strategy = "all" (every new worker at once, the old ones retired
 	// together, paced by stop_spread) rather than rolling with a canary (the roll paces).
 	allAtOnce bool
-	procs   int    // processes of a generation: baton's workers and their own children
+	procs     int // processes of a generation: baton's workers and their own children
 }
 
 const python3 = "/usr/bin/python3" // Debian's, as gunicorn's: package python3
