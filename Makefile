@@ -97,7 +97,7 @@ fleet:
 # unit tests against the real bin/baton standalone, and ansible-test sanity offline
 # (ansible/tests/sanity.sh says what it skips and why). Needs Debian's ansible,
 # ansible-lint, python3-venv, python3-voluptuous, python3-pycodestyle, pylint, shellcheck
-# and yamllint (.ci/run installs them); no root. 2m50s on 2 busy cores (load 30), most of
+# and yamllint (.ci/run installs them); no root. 1m36s to 2m50s on 2 shared cores, most of
 # it ansible-test sanity. Not part of `make test`, which needs nothing but Go.
 ANSIBLE_TMP := $(CURDIR)/bin/ansible
 

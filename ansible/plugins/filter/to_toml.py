@@ -21,7 +21,8 @@ description:
   - >-
     What TOML cannot hold is refused with an error that names the key: null (C(None)),
     a key that is not a string, an integer out of 64-bit range, a string that is not
-    valid Unicode, any other type (dates included: give them as strings).
+    valid Unicode, any other type (dates included: give them as strings), nesting deeper
+    than 64 levels (a structure that contains itself).
 author:
   - baton's authors (@baton-supervisor)
 options:
@@ -74,6 +75,10 @@ from ansible.module_utils.six import string_types
 
 from ansible.module_utils.common._collections_compat import Mapping
 
+# Deeper than this is refused rather than recursed into: a YAML alias can make a list that
+# contains itself, and no configuration is nested this deep.
+MAX_DEPTH = 64
+
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
@@ -109,6 +114,9 @@ def _string(s, path):
 
 def _inline(v, path):
     """v as a TOML value on one line."""
+    if len(path) > MAX_DEPTH:
+        raise AnsibleFilterError("to_toml: %s: nested deeper than %d levels (a structure that contains itself?)"
+                                 % (_where(path[:3] + ["..."]), MAX_DEPTH))
     if v is None:
         raise AnsibleFilterError("to_toml: %s: null has no TOML form (leave the key out)" % _where(path))
     if isinstance(v, bool):

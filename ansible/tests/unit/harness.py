@@ -144,6 +144,7 @@ start_timeout = "{start_timeout}"
 stop_timeout = "3s"
 
 [upgrade]
+commit = "{commit}"
 soak = "200ms"
 timeout = "{upgrade_timeout}"
 """
@@ -152,7 +153,7 @@ timeout = "{upgrade_timeout}"
 class Master(object):
     """A standalone baton master in a directory of its own."""
 
-    def __init__(self):
+    def __init__(self, commit="auto"):
         self.dir = tempfile.mkdtemp(prefix="baton-mod-")
         self.binary = os.path.join(self.dir, "baton")
         self.config = os.path.join(self.dir, "web.toml")
@@ -160,6 +161,7 @@ class Master(object):
         self.port = free_port()
         self.pids = set()  # every master seen, stopped at the end
         self.workers = set()  # every worker seen, killed at the end if still there
+        self.commit = commit
         shutil.copy(BATON_BIN, self.binary)
         self.write_config()
         self.log = open(os.path.join(self.dir, "baton.log"), "wb")
@@ -171,7 +173,7 @@ class Master(object):
 
     def write_config(self, start_timeout="10s", upgrade_timeout="20s", **subst):
         text = GOOD.format(dir=self.dir, port=self.port, hello=HELLO_BIN,
-                           start_timeout=start_timeout, upgrade_timeout=upgrade_timeout)
+                           start_timeout=start_timeout, upgrade_timeout=upgrade_timeout, commit=self.commit)
         for old, new in subst.items():
             text = text.replace(old, new)
         with open(self.config, "w") as f:

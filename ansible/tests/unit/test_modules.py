@@ -9,9 +9,10 @@
 
 from __future__ import absolute_import, division, print_function
 
-import os
-import unittest
 import http.client
+import os
+import subprocess
+import unittest
 
 import harness
 
@@ -132,16 +133,25 @@ class TestUpgrade(MasterTest):
         self.assertEqual((r["new_pid"], r["new_generation"]), (self.before["pid"], 1))
         self.assertIn("generation=1", self.get())
 
-    def test_wait_ends_first(self):
-        # --timeout shorter than the upgrade: exit 4, failed, and the upgrade goes on.
-        self.m.replace_binary()
-        r = harness.run_module("baton_upgrade", self.m.args(timeout="1ms"))
+    def test_manual_commit_in_flight(self):
+        # commit = "manual": the wait ends once the new master is ready and waits for the
+        # operator: exit 4, failed, changed (the upgrade goes on), until baton commit.
+        # (The master in charge decides how the upgrade commits: one started manual.)
+        m = harness.Master(commit="manual")
+        self.addCleanup(m.close)
+        before = m.settled()
+        m.replace_binary()
+        r = harness.run_module("baton_upgrade", m.args())
         self.assertTrue(r.get("failed"))
-        self.assertEqual(r["baton_exit"], 4)
+        self.assertEqual(r["baton_exit"], 4, r["msg"])
         self.assertTrue(r["changed"])
-        self.assertIn("in flight", r["msg"])
-        st = harness.wait_for("generation 2 in charge", lambda: (self.m.settled() or {}).get("generation") == 2)
-        self.assertTrue(st)
+        self.assertIn("waits for you", r["msg"])
+        self.assertEqual(r["new_pid"], before["pid"])  # the old master is still in charge
+        self.assertIsNotNone(r["status"].get("upgrade"))
+        p = subprocess.run([m.binary, "commit", "--wait", "--socket", m.socket],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        self.assertEqual(p.returncode, 0, p.stdout.decode())
+        self.assertEqual(m.settled()["generation"], 2)
 
     def test_no_master(self):
         r = harness.run_module("baton_upgrade", self.m.args(socket=self.m.socket + ".none"))

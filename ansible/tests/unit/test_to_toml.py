@@ -90,6 +90,8 @@ class TestToToml(unittest.TestCase):
         self.assertEqual(self.to_toml({"k": "\x00\x1b\x7f"}), 'k = "\\u0000\\u001B\\u007F"\n')
 
     def test_refused(self):
+        selfish = []
+        selfish.append(selfish)
         for name, doc, want in [
             ("null", {"worker": {"user": None}}, "worker.user: null has no TOML form"),
             ("null in a list", {"a": [1, None]}, "a.[1]: null"),
@@ -100,6 +102,7 @@ class TestToToml(unittest.TestCase):
             ("set", {"s": {1}}, "s: a set has no TOML form"),
             ("surrogate", {"s": "\ud800"}, "s: the string holds a lone surrogate"),
             ("list", [1], "want a mapping"),
+            ("itself", {"a": selfish}, "a.[0].[0]....: nested deeper than 64 levels"),
         ]:
             with self.subTest(name):
                 with self.assertRaises(AnsibleFilterError) as ctx:
