@@ -42,12 +42,14 @@ func neverReadyConfig() map[string]any {
 	return c
 }
 
-// crashingConfig is host 3's config in the release bad on host 3 only: the worker exits
-// at start (hello refuses an unknown flag), so the new master's first pool fails and the
-// old master rolls it back at once.
+// crashingConfig is host 3's config in the release bad on host 3 only: its workers become
+// ready and crash during the soak (a shell kills hello with SIGSEGV 1.5 s after it
+// started; hello is ready in well under a second, the soak is 2 s), so the new master,
+// on probation until its old master commits, gives up and the old master rolls it back.
 func crashingConfig() map[string]any {
 	c := goodConfig()
-	c["worker"] = map[string]any{"command": []string{"/usr/lib/baton/hello", "-no-such-flag"}, "count": 2}
+	c["worker"] = map[string]any{"command": []string{"/bin/sh", "-c",
+		"(sleep 1.5; kill -SEGV $$) & exec /usr/lib/baton/hello -names http,tcp"}, "count": 2}
 	return c
 }
 
@@ -209,7 +211,7 @@ func TestFleet(t *testing.T) {
 		return
 	}
 
-	// (c) A release bad on host 3 only (host_vars). Serial 1: the default [1, 25%, 100%]
+	// (c) A release bad on host 3 only (host_vars): its workers crash during the soak. Serial 1: the default [1, 25%, 100%]
 	// puts host3 and host4 in one batch (25% of 4 is 1: host2), so host4 would be upgraded
 	// beside host3; one host at a time leaves host4 after host3, never touched. serial is
 	// templated before any host is chosen, so baton_serial is an extra variable (-e): in
@@ -220,7 +222,7 @@ func TestFleet(t *testing.T) {
 		hostVars := map[string]map[string]any{"host3": {"baton_config": crashingConfig()}}
 		out, rc := scenario(t, "host3", playbook("rolling-upgrade.yml"), vars, hostVars, map[string]any{"baton_serial": 1}, v3,
 			[]outcome{upgraded, upgraded, rolledBack, untouched})
-		checkFailedPlay(t, out, rc, "host3", regexp.MustCompile(`upgrade rolled back: new master \d+: worker \d \(pid \d+\) exit status 2`))
+		checkFailedPlay(t, out, rc, "host3", regexp.MustCompile(`upgrade rolled back: new master \d+: worker \d \(pid \d+\) exit status 2 during probation`))
 	}) {
 		return
 	}
