@@ -315,6 +315,10 @@ func (m *Master) start() {
 		return
 	}
 	m.updateStatus()
+	// A new master tells its old master about its workers at once: if none of them ever
+	// speaks (never ready), no event would make it, and the old master's timeout would
+	// say it never reported its progress.
+	m.sendProgress()
 }
 
 // post hands ev to the master loop. Safe from any goroutine; dropped once Run returned.

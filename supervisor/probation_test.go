@@ -636,3 +636,12 @@ func TestRollingUpgradeAfterWINCH(t *testing.T) {
 		t.Fatalf("the new master did not go on after the old one's WINCH: %q", p.sn.effects)
 	}
 }
+
+// A new master reports its progress as soon as its workers are started, even if none of
+// them ever says anything: the old master's timeout then says what it waited for.
+func TestNewMasterReportsProgressAtStart(t *testing.T) {
+	_, s := reach(t, roleJoining)
+	if !sentType(s, "progress") {
+		t.Fatalf("no progress sent at start: %+v", s.sent)
+	}
+}
