@@ -13,15 +13,16 @@ import (
 
 // machine describes where the benchmark ran.
 type machine struct {
-	cpus         int
-	cpuModel     string
-	memTotal     string
-	free         string // free -h
-	kernel       string
-	goVersion    string
-	batonVersion string
-	nginxVersion string
-	loadStart    string // /proc/loadavg
+	cpus           int
+	cpuModel       string
+	memTotal       string
+	free           string // free -h
+	kernel         string
+	goVersion      string
+	batonVersion   string
+	nginxVersion   string
+	haproxyVersion string
+	loadStart      string // /proc/loadavg
 }
 
 func machineInfo(d *driver) machine {
@@ -50,6 +51,9 @@ func machineInfo(d *driver) machine {
 	m.batonVersion = output(d.baton, "version")
 	if d.nginx != "" {
 		m.nginxVersion = output(d.nginx, "-v")
+	}
+	if d.haproxy != "" {
+		m.haproxyVersion = haproxyVersion(output(d.haproxy, "-v"))
 	}
 	return m
 }

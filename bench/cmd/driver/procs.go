@@ -112,6 +112,7 @@ func descendants(pid int) []int {
 type procStat struct {
 	state byte
 	ticks uint64 // utime + stime, in clock ticks
+	nice  int
 }
 
 func readStat(pid int) (procStat, error) {
@@ -124,13 +125,14 @@ func readStat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
 	}
 	f := strings.Fields(string(b[i+2:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15, nice 19.
+	if len(f) < 17 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return procStat{state: f[0][0], ticks: ut + st}, nil
+	nice, _ := strconv.Atoi(f[16])
+	return procStat{state: f[0][0], ticks: ut + st, nice: nice}, nil
 }
 
 // alive reports whether pid runs; a zombie counts as dead.
