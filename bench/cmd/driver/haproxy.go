@@ -54,7 +54,13 @@ var haproxyPhases = map[string][]string{
 //   - close-spread-time: the old worker spreads those closes over this window, so that
 //     the clients do not all reconnect at once. The driver gives it the reference
 //     worker's -drain (1s by default): baton's old workers get the same window to move
-//     their keep-alive clients away.
+//     their keep-alive clients away. In 2.6 (and HAProxy's development branch today) the
+//     window also arms a timer on every front connection it takes for idle (between two
+//     requests, or accepted and its request not yet read: mux_h1.c, h1_refresh_timeout),
+//     and h1_timeout_task closes the connection when it fires, idle-close-on-response or
+//     not: a race with the client's next request (EOF), or a 408 to a new connection's
+//     first. System "haproxy-nospread" is the same configuration without the window,
+//     to show what it costs.
 //   - hard-stop-after: the old worker's limit, after which its connections are cut; the
 //     same as baton's stop_timeout in the benchmark (30s), above close-spread-time as
 //     HAProxy's documentation asks.
