@@ -500,7 +500,25 @@ func TestWriteStarvation(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", w, b.String())
 		}
 	}
+	if !strings.Contains(b.String(), "its autogroup at nice ?") {
+		t.Errorf("report does not say the autogroup nice was not read:\n%s", b.String())
+	}
 	if starved.label() != "haproxy+hog" {
 		t.Errorf("label %q, want haproxy+hog", starved.label())
+	}
+}
+
+func TestAutogroupNice(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/autogroup-689 nice 0\n", "0"},
+		{"/autogroup-12 nice -10", "-10"},
+		{"/autogroup-12 nice x", ""},
+		{"", ""},
+		{"nice 0", ""},
+	}
+	for _, tc := range tests {
+		if got := autogroupNice(tc.in); got != tc.want {
+			t.Errorf("autogroupNice(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -60,6 +60,7 @@ type driver struct {
 	labLoadIn                string
 	workerProcs              int
 	hogs                     int // busy loops of the starvation section's hog
+	hogNice                  int // nice of the hog's autogroup
 }
 
 func (d *driver) cpus() int { return runtime.NumCPU() }
@@ -107,6 +108,7 @@ func run(args []string) int {
 	fs.StringVar(&scaleL, "scale-listeners", "1,16,256", "listener counts of the scaling table")
 	fs.StringVar(&sections, "sections", "systemd,cycles,starvation,throughput,resources,scaling,gate,memory", "which parts to run")
 	fs.IntVar(&d.hogs, "hogs", runtime.NumCPU(), "busy loops of the starvation section's CPU hog")
+	fs.IntVar(&d.hogNice, "hog-nice", 0, "nice of the hog's autogroup (-20..19; its session's weight against the servers' and the load's, /proc/PID/autogroup)")
 	fs.StringVar(&d.labScript, "lab", defaultLab(), "the systemd-lab script, for the systemd section (default $LAB, else ../shared/systemd-lab/lab)")
 	fs.StringVar(&d.labRoot, "lab-root", "host", "LAB_ROOT of the systemd section's lab (host: this machine's systemd)")
 	fs.StringVar(&d.unitsDir, "units", "units", "the `dir` of baton@.service and baton@.socket")
@@ -128,6 +130,9 @@ func run(args []string) int {
 	}
 	if d.hogs < 1 {
 		err = errors.Join(err, fmt.Errorf("-hogs %d: want at least 1", d.hogs))
+	}
+	if d.hogNice < -20 || d.hogNice > 19 {
+		err = errors.Join(err, fmt.Errorf("-hog-nice %d: want -20 to 19", d.hogNice))
 	}
 	if d.labLoadIn != "service" && d.labLoadIn != "outside" {
 		err = errors.Join(err, fmt.Errorf("-lab-load-in %q: want service or outside", d.labLoadIn))

@@ -112,7 +112,6 @@ func descendants(pid int) []int {
 type procStat struct {
 	state byte
 	ticks uint64 // utime + stime, in clock ticks
-	nice  int
 }
 
 func readStat(pid int) (procStat, error) {
@@ -125,14 +124,13 @@ func readStat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
 	}
 	f := strings.Fields(string(b[i+2:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15, nice 19.
-	if len(f) < 17 {
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
-	nice, _ := strconv.Atoi(f[16])
-	return procStat{state: f[0][0], ticks: ut + st, nice: nice}, nil
+	return procStat{state: f[0][0], ticks: ut + st}, nil
 }
 
 // alive reports whether pid runs; a zombie counts as dead.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,8 +23,11 @@ import (
 // CPUs by default (-hogs), at the driver's nice (0 unless the driver was started niced),
 // in one session of its own (setsid), as another service would be. With the kernel's
 // autogroup scheduling on (see reaper.start), the hog's session gets the share of one
-// session beside the server's and the load generator's, whatever n is: the report gives
-// the CPU it got.
+// session beside the server's and the load generator's, whatever n is: about a third of
+// the machine on a quiet host, less on a busy one; the report gives the CPU it got.
+// -hog-nice sets the nice of the hog's autogroup (/proc/PID/autogroup, see sched(7)), the
+// weight of its session against the others': -10 gives it about ten times the weight of
+// a session at 0, enough to starve the servers for real.
 
 // hog is a running CPU hog: a shell, leader of its own session and process group, and its
 // busy loops.
@@ -32,13 +36,13 @@ type hog struct {
 	loops  []*procs.Proc
 	start  time.Time
 	ticks  uint64 // the loops' CPU at start
-	nice   int
+	nice   string // the nice of its autogroup, as /proc/PID/autogroup says it
 }
 
 // hogUsage is what a hog took over its life.
 type hogUsage struct {
 	loops int
-	nice  int
+	nice  string
 	wall  time.Duration
 	cpu   time.Duration // utime+stime of the loops
 	err   error         // the hog could not be ended cleanly
@@ -67,6 +71,14 @@ func (d *driver) startHog(n int) (*hog, error) {
 		return nil, fmt.Errorf("hog: %w", err)
 	}
 	h := &hog{leader: leader}
+	autogroup := fmt.Sprintf("/proc/%d/autogroup", pid)
+	if d.hogNice != 0 {
+		// The session's autogroup, shared by the loops the shell starts next.
+		if err := os.WriteFile(autogroup, []byte(strconv.Itoa(d.hogNice)), 0); err != nil {
+			h.stop()
+			return nil, fmt.Errorf("hog: autogroup nice %d: %w", d.hogNice, err)
+		}
+	}
 	deadline := d.deadline()
 	for {
 		if loops := children(pid); len(loops) >= n {
@@ -87,8 +99,8 @@ func (d *driver) startHog(n int) (*hog, error) {
 	}
 	h.start = time.Now()
 	h.ticks = h.cpuTicks()
-	if st, err := readStat(h.loops[0].PID); err == nil {
-		h.nice = st.nice
+	if b, err := os.ReadFile(autogroup); err == nil {
+		h.nice = autogroupNice(string(b))
 	}
 	return h, nil
 }
@@ -122,6 +134,19 @@ func (h *hog) stop() *hogUsage {
 	return u
 }
 
+// autogroupNice returns the nice of /proc/PID/autogroup's "/autogroup-42 nice 0", ""
+// if it says none (autogroup off: the file does not exist, or another form).
+func autogroupNice(s string) string {
+	f := strings.Fields(s)
+	if len(f) != 3 || !strings.HasPrefix(f[0], "/autogroup-") || f[1] != "nice" {
+		return ""
+	}
+	if _, err := strconv.Atoi(f[2]); err != nil {
+		return ""
+	}
+	return f[2]
+}
+
 // starvationSection runs every cycle series again beside a hog.
 func (d *driver) starvationSection() []*seriesResult {
 	var out []*seriesResult
@@ -145,7 +170,7 @@ func (d *driver) starvationSection() []*seriesResult {
 func (rep *report) writeStarvation(w io.Writer) {
 	d := rep.d
 	fmt.Fprintf(w, "## Under CPU starvation\n\n")
-	fmt.Fprintf(w, "The same series again, each beside a CPU hog started after the system and ended after the load: %d busy loops (`while :; do :; done` in sh) at nice %d, in a session of their own (setsid). With autogroup scheduling the hog's session competes as one session beside the server's and the load generator's; \"hog CPU\" is what its loops got, as a share of the %d CPUs. Old workers drain, new ones start and get ready, and the masters work, all late.\n\n",
+	fmt.Fprintf(w, "The same series again, each beside a CPU hog started after the system and ended after the load: %d busy loops (`while :; do :; done` in sh) at the driver's nice, in a session of their own (setsid), its autogroup at nice %s. With autogroup scheduling the hog's session competes as one session beside the server's and the load generator's, weighted by its autogroup's nice; \"hog CPU\" is what its loops got, as a share of the %d CPUs. Old workers drain, new ones start and get ready, and the masters work, all late.\n\n",
 		d.hogs, rep.hogNice(), d.cpus())
 	fmt.Fprintf(w, "| system | cycle | load | cycles | requests | failed | cycle p50 | cycle p95 | max | hog CPU | same run without the hog: requests, failed, cycle p50, p95 |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, s := range rep.starved {
@@ -168,12 +193,13 @@ func (rep *report) writeStarvation(w io.Writer) {
 	rep.writePhaseRows(w, rep.starved)
 }
 
-// hogNice is the nice of the hogs of the run (the first measured).
-func (rep *report) hogNice() int {
+// hogNice is the autogroup nice of the hogs of the run (the first measured), "?" if none
+// was read.
+func (rep *report) hogNice() string {
 	for _, s := range rep.starved {
-		if s.hog != nil {
+		if s.hog != nil && s.hog.nice != "" {
 			return s.hog.nice
 		}
 	}
-	return 0
+	return "?"
 }
