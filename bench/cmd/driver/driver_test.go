@@ -522,3 +522,17 @@ func TestAutogroupNice(t *testing.T) {
 		}
 	}
 }
+
+func TestInNginxRoot(t *testing.T) {
+	tests := []struct{ root, path, want string }{
+		{"", "/tmp/bench/nginx-1", "/tmp/bench/nginx-1"},
+		{"/srv/trixie", "/srv/trixie/tmp/nginx-1", "/tmp/nginx-1"},
+		{"/srv/trixie/", "/srv/trixie/tmp/nginx-1", "/tmp/nginx-1"},
+	}
+	for _, tc := range tests {
+		d := &driver{nginxRoot: tc.root}
+		if got := d.inNginxRoot(tc.path); got != tc.want {
+			t.Errorf("root %q: inNginxRoot(%q) = %q, want %q", tc.root, tc.path, got, tc.want)
+		}
+	}
+}

@@ -50,7 +50,12 @@ func machineInfo(d *driver) machine {
 	m.free = output("free", "-h")
 	m.batonVersion = output(d.baton, "version")
 	if d.nginx != "" {
-		m.nginxVersion = output(d.nginx, "-v")
+		if b, err := d.nginxCommand("-v").CombinedOutput(); err == nil {
+			m.nginxVersion = strings.TrimSpace(string(b))
+		}
+		if d.nginxRoot != "" {
+			m.nginxVersion += " (in " + d.nginxRoot + ")"
+		}
 	}
 	if d.haproxy != "" {
 		m.haproxyVersion = haproxyVersion(output(d.haproxy, "-v"))

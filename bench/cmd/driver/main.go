@@ -39,6 +39,7 @@ import (
 type driver struct {
 	baton, hello, nginx string
 	haproxy             string
+	nginxRoot           string // a root tree with a newer nginx, run with chroot
 	work                string // scratch directory: one folder per system started
 	reaper              *reaper
 
@@ -83,6 +84,7 @@ func run(args []string) int {
 	fs.StringVar(&d.baton, "baton", "bin/baton", "baton binary (make build)")
 	fs.StringVar(&d.hello, "hello", "bin/hello", "reference worker binary (make build)")
 	fs.StringVar(&d.nginx, "nginx", "", "nginx binary (default: nginx in PATH or /usr/sbin/nginx)")
+	fs.StringVar(&d.nginxRoot, "nginx-root", "", "run the nginx of this root tree (chroot; e.g. Debian 13's) instead of the host's")
 	fs.StringVar(&d.haproxy, "haproxy", "", "haproxy binary (default: haproxy in PATH or /usr/sbin/haproxy)")
 	fs.BoolVar(&installNginx, "install-nginx", true, "apt-get install nginx-light and haproxy if they are missing")
 	fs.StringVar(&out, "out", "", "write the markdown report to this `file` (default stdout)")

@@ -33,7 +33,11 @@ func (d *driver) setup(installNginx bool, work string) error {
 	}
 	cycles := d.has("cycles") || d.has("starvation")
 	if slices.Contains(d.systems, "nginx") && cycles {
-		if d.nginx, err = findTool(d.nginx, "nginx", "nginx-light", installNginx); err != nil {
+		if d.nginxRoot != "" {
+			if d.nginxRoot, d.nginx, err = findRootNginx(d.nginxRoot); err != nil {
+				return err
+			}
+		} else if d.nginx, err = findTool(d.nginx, "nginx", "nginx-light", installNginx); err != nil {
 			return err
 		}
 	}

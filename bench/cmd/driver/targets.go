@@ -46,7 +46,7 @@ func (rep *report) targets() []verdict {
 	var vs []verdict
 	if len(rep.series) > 0 {
 		vs = append(vs, rep.zeroFailures())
-		for _, anchor := range []string{"nginx", "haproxy"} {
+		for _, anchor := range []string{"nginx", "haproxy", "haproxy-nospread"} {
 			if v, ok := rep.anchorLoss(anchor); ok {
 				vs = append(vs, v)
 			}
