@@ -28,8 +28,8 @@ import (
 // that one process.
 //
 // HAProxy has no binary upgrade apart from its reload: USR2 makes the master re-execute
-// its own binary, so a reload is also how a new binary takes over. It has neither a
-// rollback of its own; its only cycle is the reload (phases["haproxy"]).
+// its own binary, so a reload is also how a new binary takes over. Nor has it a
+// rollback of its own: its only cycle is the reload (phases["haproxy"]).
 type haproxySvc struct {
 	d       *driver
 	dir     string
@@ -50,7 +50,8 @@ var haproxyPhases = map[string][]string{
 //   - option idle-close-on-response: a soft-stopping worker keeps its idle keep-alive
 //     connections open until their next request and answers it with
 //     "Connection: close", instead of closing them at once, which races the client's
-//     next request (nginx's failures, and HAProxy's own before this option, 2.4-2.5).
+//     next request (nginx's failures; HAProxy's default since 2.4, the option restores the
+//     older behaviour).
 //   - close-spread-time: the old worker spreads those closes over this window, so that
 //     the clients do not all reconnect at once. The driver gives it the reference
 //     worker's -drain (1s by default): baton's old workers get the same window to move
