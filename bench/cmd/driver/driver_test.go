@@ -4,13 +4,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/baton-supervisor/baton/bench/load"
 	"github.com/baton-supervisor/baton/config"
@@ -333,5 +338,223 @@ func TestLongConfigParses(t *testing.T) {
 	}
 	if got := helloSpread(d); got != 11*time.Second { // 20 - 2 - 1 - 6
 		t.Errorf("hello's close spread %v, want 11s", got)
+	}
+}
+
+func TestParseNotify(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  string
+		want map[string]string
+	}{
+		{"HAProxy's ready", "READY=1\nMAINPID=42", map[string]string{"READY": "1", "MAINPID": "42"}},
+		{"trailing newline", "RELOADING=1\n", map[string]string{"RELOADING": "1"}},
+		{"value with =", "STATUS=a=b", map[string]string{"STATUS": "a=b"}},
+		{"the last of a repeated key wins", "READY=0\nREADY=1", map[string]string{"READY": "1"}},
+		{"lines without = or key are skipped", "garbage\n=1\nREADY=1", map[string]string{"READY": "1"}},
+		{"empty", "", map[string]string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := parseNotify(tc.msg)
+			if len(got) != len(tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+				}
+			}
+		})
+	}
+}
+
+func TestNotifyWatchWait(t *testing.T) {
+	n, err := newNotifyWatch(filepath.Join(t.TempDir(), "notify.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close()
+	c, err := net.Dial("unixgram", n.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send := func(msg string) {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("READY=1\nMAINPID=1")
+	i, _, err := n.wait(0, "READY", "1", time.Now().Add(10*time.Second))
+	if err != nil || i != 0 {
+		t.Fatalf("wait = %d, %v; want message 0", i, err)
+	}
+	// From 1 on, the first READY=1 is not seen again: the reload's is waited for.
+	send("RELOADING=1")
+	go c.Write([]byte("READY=1"))
+	i, _, err = n.wait(1, "READY", "1", time.Now().Add(10*time.Second))
+	if err != nil || i != 2 {
+		t.Fatalf("wait after a reload = %d, %v; want message 2", i, err)
+	}
+	if _, _, err := n.wait(3, "READY", "1", time.Now()); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("wait with nothing more to come: %v, want a deadline error", err)
+	}
+}
+
+func TestHAProxyVersion(t *testing.T) {
+	tests := []struct{ out, want string }{
+		{"HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/\nStatus: long-term supported branch", "HAProxy version 2.6.12-1+deb12u4"},
+		{"HA-Proxy version 1.8.19 2019/02/11\n", ""}, // not a HAProxy this driver knows how to run
+		{"", ""},
+		{"HAProxy version", ""},
+	}
+	for _, tc := range tests {
+		if got := haproxyVersion(tc.out); got != tc.want {
+			t.Errorf("haproxyVersion(%q) = %q, want %q", tc.out, got, tc.want)
+		}
+	}
+}
+
+func TestHAProxyConfig(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		spread time.Duration
+		want   []string
+		absent []string
+	}{
+		{"with close-spread-time", time.Second,
+			[]string{"nbthread 2", "expose-fd listeners", "hard-stop-after 30s", "close-spread-time 1000ms", "option idle-close-on-response", "bind 127.0.0.1:1\n"},
+			nil},
+		{"without", 0, []string{"option idle-close-on-response", "hard-stop-after 30s"}, []string{"close-spread-time"}},
+	}
+	haproxy, lookErr := exec.LookPath("haproxy")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := haproxyConfig(dir, "127.0.0.1:1", 2, tc.spread)
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("config lacks %q:\n%s", w, text)
+				}
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(text, a) {
+					t.Errorf("config has %q:\n%s", a, text)
+				}
+			}
+			if lookErr != nil {
+				t.Skip("haproxy is not installed: the config is not checked by haproxy -c")
+			}
+			conf := filepath.Join(dir, "haproxy.cfg")
+			if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(haproxy, "-c", "-f", conf).CombinedOutput(); err != nil {
+				t.Errorf("haproxy -c: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestHog starts a hog of 2 busy loops and stops it: every process of it is gone. The
+// test process is made a child subreaper, as the driver is, so that the loops, orphaned
+// when their shell dies, are its children and reaped here, by pid (a reaper of every
+// child would take the children of the other tests).
+func TestHog(t *testing.T) {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Skip("no child subreaper:", err)
+	}
+	d := &driver{reaper: &reaper{kick: make(chan struct{}, 1)}, stepTimeout: 30 * time.Second}
+	h, err := d.startHog(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := []int{h.leader.PID}
+	for _, p := range h.loops {
+		pids = append(pids, p.PID)
+	}
+	defer func() {
+		for _, pid := range pids {
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, 0, nil)
+		}
+	}()
+	if len(h.loops) != 2 {
+		t.Errorf("%d busy loops, want 2", len(h.loops))
+	}
+	for _, pid := range pids {
+		if !alive(pid) {
+			t.Errorf("hog process %d not running", pid)
+		}
+	}
+	u := h.stop()
+	if u.err != nil || u.loops != 2 {
+		t.Errorf("stop: %v, %d loops; want no error, 2 loops", u.err, u.loops)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("hog process %d still running after stop", pid)
+		}
+	}
+}
+
+func TestWriteStarvation(t *testing.T) {
+	d := &driver{clients: 64, hogs: 2, modes: []load.Mode{load.KeepAlive}}
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	mk := func(hog *hogUsage, end int, failed int64) *seriesResult {
+		r := &seriesResult{system: "haproxy", kind: "reload", mode: load.KeepAlive, phases: haproxyPhases["reload"], hog: hog,
+			cycles: []cycle{{start: t0, ends: []time.Time{at(end / 2), at(end)}}},
+			load:   &load.Result{Requests: 1000}, failedIn: []int64{0, failed, 0}}
+		r.load.Failed[load.EOF] = failed
+		return r
+	}
+	starved := mk(&hogUsage{loops: 2, wall: 10 * time.Second, cpu: time.Duration(runtime.NumCPU()) * 5 * time.Second}, 300, 3)
+	rep := &report{d: d, series: []*seriesResult{mk(nil, 40, 0)}, starved: []*seriesResult{starved}}
+	var b strings.Builder
+	rep.writeStarvation(&b)
+	for _, w := range []string{
+		"| haproxy | reload | keep-alive | 1 | 1000 | **3** | 300 ms | 300 ms | 300 ms | 50% | 1000, 0, 40.0 ms, 40.0 ms |",
+		"| haproxy | reload | keep-alive | → old worker gone | 150 ms |",
+	} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("report lacks %q:\n%s", w, b.String())
+		}
+	}
+	if !strings.Contains(b.String(), "its autogroup at nice ?") {
+		t.Errorf("report does not say the autogroup nice was not read:\n%s", b.String())
+	}
+	if starved.label() != "haproxy+hog" {
+		t.Errorf("label %q, want haproxy+hog", starved.label())
+	}
+}
+
+func TestAutogroupNice(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/autogroup-689 nice 0\n", "0"},
+		{"/autogroup-12 nice -10", "-10"},
+		{"/autogroup-12 nice x", ""},
+		{"", ""},
+		{"nice 0", ""},
+	}
+	for _, tc := range tests {
+		if got := autogroupNice(tc.in); got != tc.want {
+			t.Errorf("autogroupNice(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestInNginxRoot(t *testing.T) {
+	tests := []struct{ root, path, want string }{
+		{"", "/tmp/bench/nginx-1", "/tmp/bench/nginx-1"},
+		{"/srv/trixie", "/srv/trixie/tmp/nginx-1", "/tmp/nginx-1"},
+		{"/srv/trixie/", "/srv/trixie/tmp/nginx-1", "/tmp/nginx-1"},
+	}
+	for _, tc := range tests {
+		d := &driver{nginxRoot: tc.root}
+		if got := d.inNginxRoot(tc.path); got != tc.want {
+			t.Errorf("root %q: inNginxRoot(%q) = %q, want %q", tc.root, tc.path, got, tc.want)
+		}
 	}
 }

@@ -13,15 +13,16 @@ import (
 
 // machine describes where the benchmark ran.
 type machine struct {
-	cpus         int
-	cpuModel     string
-	memTotal     string
-	free         string // free -h
-	kernel       string
-	goVersion    string
-	batonVersion string
-	nginxVersion string
-	loadStart    string // /proc/loadavg
+	cpus           int
+	cpuModel       string
+	memTotal       string
+	free           string // free -h
+	kernel         string
+	goVersion      string
+	batonVersion   string
+	nginxVersion   string
+	haproxyVersion string
+	loadStart      string // /proc/loadavg
 }
 
 func machineInfo(d *driver) machine {
@@ -49,7 +50,15 @@ func machineInfo(d *driver) machine {
 	m.free = output("free", "-h")
 	m.batonVersion = output(d.baton, "version")
 	if d.nginx != "" {
-		m.nginxVersion = output(d.nginx, "-v")
+		if b, err := d.nginxCommand("-v").CombinedOutput(); err == nil {
+			m.nginxVersion = strings.TrimSpace(string(b))
+		}
+		if d.nginxRoot != "" {
+			m.nginxVersion += " (in " + d.nginxRoot + ")"
+		}
+	}
+	if d.haproxy != "" {
+		m.haproxyVersion = haproxyVersion(output(d.haproxy, "-v"))
 	}
 	return m
 }

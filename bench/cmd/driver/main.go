@@ -1,8 +1,9 @@
 //go:build linux
 
 // Command driver is baton's benchmark: in one run it puts baton (standalone, with the
-// reference worker) and nginx (Debian's package) through upgrade, reload and rollback
-// cycles under HTTP load, in keep-alive and new-connection modes, and writes a markdown
+// reference worker), nginx and HAProxy (Debian's packages; HAProxy configured for reloads)
+// through upgrade, reload and rollback cycles under HTTP load (HAProxy: reloads only), in
+// keep-alive and new-connection modes, again beside a CPU hog (starvation), and writes a markdown
 // report: failed requests by kind, latency, cycle times and their phases, baton's master
 // RSS and idle CPU, supervised vs bare throughput, and cycle time against the number of
 // workers and listeners. Its systemd section runs baton's shipped units in a systemd-lab
@@ -14,8 +15,8 @@
 //
 // Every server listens on 127.0.0.1 only. The driver makes itself a child subreaper and
 // reaps, so that every process it starts (and every new master those start) stays its
-// child; it ends them all, by pid, before it exits. It installs nginx with apt-get if it
-// is missing and -install-nginx is set (the default).
+// child; it ends them all, by pid, before it exits. It installs nginx and HAProxy with
+// apt-get if they are missing and -install-nginx is set (the default).
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -36,6 +38,8 @@ import (
 // driver holds the run's settings and the processes' reaper.
 type driver struct {
 	baton, hello, nginx string
+	haproxy             string
+	nginxRoot           string // a root tree with a newer nginx, run with chroot
 	work                string // scratch directory: one folder per system started
 	reaper              *reaper
 
@@ -59,7 +63,11 @@ type driver struct {
 	llConns                  int           // long-lived section: idle connections
 	llSpread, llStopTimeout  time.Duration // its stop_spread and stop_timeout
 	llPing                   time.Duration // a request on each idle connection this often (0: none)
+	hogs                     int           // busy loops of the starvation section's hog
+	hogNice                  int           // nice of the hog's autogroup
 }
+
+func (d *driver) cpus() int { return runtime.NumCPU() }
 
 func (d *driver) deadline() time.Time { return time.Now().Add(d.stepTimeout) }
 
@@ -79,7 +87,9 @@ func run(args []string) int {
 	fs.StringVar(&d.baton, "baton", "bin/baton", "baton binary (make build)")
 	fs.StringVar(&d.hello, "hello", "bin/hello", "reference worker binary (make build)")
 	fs.StringVar(&d.nginx, "nginx", "", "nginx binary (default: nginx in PATH or /usr/sbin/nginx)")
-	fs.BoolVar(&installNginx, "install-nginx", true, "apt-get install nginx-light if nginx is missing")
+	fs.StringVar(&d.nginxRoot, "nginx-root", "", "run the nginx of this root tree (chroot; e.g. Debian 13's) instead of the host's")
+	fs.StringVar(&d.haproxy, "haproxy", "", "haproxy binary (default: haproxy in PATH or /usr/sbin/haproxy)")
+	fs.BoolVar(&installNginx, "install-nginx", true, "apt-get install nginx-light and haproxy if they are missing")
 	fs.StringVar(&out, "out", "", "write the markdown report to this `file` (default stdout)")
 	fs.StringVar(&failures, "failures", "", "write every failed request of the cycle series to this CSV `file`")
 	fs.StringVar(&work, "work", "", "scratch `dir` (default a new temporary directory, removed at the end)")
@@ -87,7 +97,7 @@ func run(args []string) int {
 	fs.IntVar(&d.cycles, "cycles", 100, "cycles of each kind, per system and load mode")
 	fs.IntVar(&d.clients, "clients", load.DefaultClients, "concurrent clients of the load")
 	fs.IntVar(&d.workers, "workers", 2, "workers of baton and nginx in the cycle series")
-	fs.StringVar(&systems, "systems", "baton,nginx", "systems cycled")
+	fs.StringVar(&systems, "systems", "baton,nginx,haproxy,haproxy-nospread", "systems cycled (haproxy: reloads only; haproxy-nospread: without close-spread-time)")
 	fs.StringVar(&kinds, "kinds", "upgrade,reload,rollback", "cycle kinds")
 	fs.StringVar(&modes, "modes", "keep-alive,new-conn", "load modes")
 	fs.DurationVar(&d.drain, "drain", time.Second, "the reference worker's -drain")
@@ -101,7 +111,9 @@ func run(args []string) int {
 	fs.IntVar(&d.scaleCycles, "scale-cycles", 10, "cycles of each kind per scaling point")
 	fs.StringVar(&scaleW, "scale-workers", "1,4,16,64", "worker counts of the scaling table")
 	fs.StringVar(&scaleL, "scale-listeners", "1,16,256", "listener counts of the scaling table")
-	fs.StringVar(&sections, "sections", "systemd,cycles,throughput,resources,scaling,gate,memory", "which parts to run (and longlived, not by default: 10,000 connections)")
+	fs.StringVar(&sections, "sections", "systemd,cycles,starvation,throughput,resources,scaling,gate,memory", "which parts to run (and longlived, not by default: 10,000 connections)")
+	fs.IntVar(&d.hogs, "hogs", runtime.NumCPU(), "busy loops of the starvation section's CPU hog")
+	fs.IntVar(&d.hogNice, "hog-nice", 0, "nice of the hog's autogroup (-20..19; its session's weight against the servers' and the load's, /proc/PID/autogroup)")
 	fs.StringVar(&d.labScript, "lab", defaultLab(), "the systemd-lab script, for the systemd section (default $LAB, else ../shared/systemd-lab/lab)")
 	fs.StringVar(&d.labRoot, "lab-root", "host", "LAB_ROOT of the systemd section's lab (host: this machine's systemd)")
 	fs.StringVar(&d.unitsDir, "units", "units", "the `dir` of baton@.service and baton@.socket")
@@ -124,6 +136,12 @@ func run(args []string) int {
 		mode, merr := load.ParseMode(m)
 		err = errors.Join(err, merr)
 		d.modes = append(d.modes, mode)
+	}
+	if d.hogs < 1 {
+		err = errors.Join(err, fmt.Errorf("-hogs %d: want at least 1", d.hogs))
+	}
+	if d.hogNice < -20 || d.hogNice > 19 {
+		err = errors.Join(err, fmt.Errorf("-hog-nice %d: want -20 to 19", d.hogNice))
 	}
 	if d.labLoadIn != "service" && d.labLoadIn != "outside" {
 		err = errors.Join(err, fmt.Errorf("-lab-load-in %q: want service or outside", d.labLoadIn))
@@ -163,17 +181,23 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "driver:", err)
 		return 1
 	}
-	d.progress("baton: %s, nginx: %s, scratch: %s", rep.machine.batonVersion, rep.machine.nginxVersion, d.work)
+	d.progress("baton: %s, nginx: %s, haproxy: %s, scratch: %s", rep.machine.batonVersion, rep.machine.nginxVersion, rep.machine.haproxyVersion, d.work)
 	if d.has("cycles") {
 		for _, sys := range d.systems {
 			for _, kind := range d.kinds {
+				if !hasCycle(sys, kind) {
+					continue
+				}
 				for _, mode := range d.modes {
-					r := d.runSeries(sys, kind, mode, d.cycles)
+					r := d.runSeries(sys, kind, mode, d.cycles, 0)
 					d.progress("%s %s %s: %s", sys, kind, mode, r.summary())
 					rep.series = append(rep.series, r)
 				}
 			}
 		}
+	}
+	if d.has("starvation") {
+		rep.starved = d.starvationSection()
 	}
 	if d.has("throughput") {
 		for _, mode := range d.modes {
@@ -208,7 +232,7 @@ func run(args []string) int {
 	rep.finished = time.Now()
 	rep.loadEnd = loadAvg()
 	if failures != "" {
-		all := rep.series
+		all := append(slices.Clone(rep.series), rep.starved...)
 		if rep.systemd != nil {
 			all = append(slices.Clone(all), rep.systemd.series...)
 		}

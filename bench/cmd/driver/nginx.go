@@ -5,7 +5,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -63,7 +62,7 @@ http {
 }
 
 func (d *driver) startNginx(workers int) (*nginxSvc, error) {
-	dir, err := os.MkdirTemp(d.work, "nginx-")
+	dir, err := os.MkdirTemp(d.nginxBase(), "nginx-")
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +75,8 @@ func (d *driver) startNginx(workers int) (*nginxSvc, error) {
 	}
 	n := &nginxSvc{d: d, dir: dir, pidfile: filepath.Join(dir, "nginx.pid"), address: addrs[0], workers: workers}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(nginxConfig(dir, n.address, workers)), 0o644); err != nil {
+	in := d.inNginxRoot(dir) // dir as nginx sees it
+	if err := os.WriteFile(conf, []byte(nginxConfig(in, n.address, workers)), 0o644); err != nil {
 		return nil, err
 	}
 	out, err := os.Create(filepath.Join(dir, "stderr.log"))
@@ -85,7 +85,7 @@ func (d *driver) startNginx(workers int) (*nginxSvc, error) {
 	}
 	defer out.Close()
 	// Absolute binary path: nginx re-executes argv[0] on USR2.
-	cmd := exec.Command(d.nginx, "-p", dir+"/", "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	cmd := d.nginxCommand("-p", in+"/", "-c", filepath.Join(in, "nginx.conf"), "-e", filepath.Join(in, "error.log"))
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = out, out
 	if _, err := d.reaper.start(cmd); err != nil {

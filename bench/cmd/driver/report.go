@@ -20,6 +20,7 @@ type report struct {
 	started, finished time.Time
 	loadEnd           string // /proc/loadavg at the end
 	series            []*seriesResult
+	starved           []*seriesResult // the starvation section's series
 	tput              []tputRun
 	idle              resources
 	scaleW, scaleL    []scalePoint
@@ -49,8 +50,8 @@ func (r *seriesResult) summary() string {
 
 // failed reports whether any part of the run could not be measured.
 func (rep *report) failed() bool {
-	for _, s := range rep.series {
-		if s.err != nil {
+	for _, s := range append(slices.Clone(rep.series), rep.starved...) {
+		if s.err != nil || (s.hog != nil && s.hog.err != nil) {
 			return true
 		}
 	}
@@ -111,7 +112,11 @@ func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "- command: `go run ./bench/cmd/driver %s`\n", strings.Join(rep.args, " "))
 	fmt.Fprintf(w, "- date: %s, took %v\n", rep.started.UTC().Format("2006-01-02 15:04 MST"), rep.finished.Sub(rep.started).Round(time.Second))
 	fmt.Fprintf(w, "- machine: %d CPUs (%s), memory %s, %s, %s\n", m.cpus, m.cpuModel, m.memTotal, m.kernel, m.goVersion)
-	fmt.Fprintf(w, "- %s; %s\n", m.batonVersion, m.nginxVersion)
+	fmt.Fprintf(w, "- %s; %s", m.batonVersion, m.nginxVersion)
+	if m.haproxyVersion != "" {
+		fmt.Fprintf(w, "; %s", m.haproxyVersion)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "- load average (/proc/loadavg) at start: %s; at end: %s\n", m.loadStart, rep.loadEnd)
 	procs := "GOMAXPROCS the Go default (one per CPU)"
 	if d.workerProcs > 0 {
@@ -127,6 +132,9 @@ func (rep *report) write(w io.Writer) {
 		rep.writeSeries(w)
 		rep.writePhases(w)
 		rep.writeDetail(w)
+	}
+	if len(rep.starved) > 0 {
+		rep.writeStarvation(w)
 	}
 	if rep.systemd != nil {
 		rep.writeSystemd(w)
@@ -154,7 +162,16 @@ func (rep *report) write(w io.Writer) {
 
 func (rep *report) writeSeries(w io.Writer) {
 	fmt.Fprintf(w, "## Requests through cycles\n\n")
-	fmt.Fprintf(w, "Each row is a fresh system under load (%d clients) for its whole series of cycles, back to back. Failed requests are counted, never retried; \"on reused\" counts those sent on a keep-alive connection that had already served a request. Latency is of the successful requests over the whole series.\n\n", rep.d.clients)
+	fmt.Fprintf(w, "Each row is a fresh system under load (%d clients) for its whole series of cycles, back to back. Failed requests are counted, never retried; \"on reused\" counts those sent on a keep-alive connection that had already served a request. Latency is of the successful requests over the whole series.", rep.d.clients)
+	if slices.Contains(rep.d.systems, "haproxy") {
+		fmt.Fprintf(w, " HAProxy has one cycle, the reload: USR2 makes its master re-execute its own binary, so a reload is also its binary upgrade, and it has no rollback of its own.")
+	}
+	fmt.Fprintf(w, "\n\n")
+	rep.writeSeriesRows(w, rep.series)
+}
+
+// writeSeriesRows writes the table of requests through cycles of the series in list.
+func (rep *report) writeSeriesRows(w io.Writer, list []*seriesResult) {
 	fmt.Fprintf(w, "| system | cycle | load | cycles | requests | failed | per cycle |")
 	for _, k := range load.Kinds {
 		fmt.Fprintf(w, " %s |", k)
@@ -164,7 +181,7 @@ func (rep *report) writeSeries(w io.Writer) {
 		fmt.Fprintf(w, "--:|")
 	}
 	fmt.Fprintf(w, "--:|--:|--:|--:|--:|--:|\n")
-	for _, s := range rep.series {
+	for _, s := range list {
 		fmt.Fprintf(w, "| %s | %s | %s | %d |", s.system, s.kind, s.mode, len(s.cycles))
 		if s.load == nil {
 			fmt.Fprintf(w, " — | — | — |%s — | — | — | — | — | — |\n", strings.Repeat(" — |", len(load.Kinds)))
@@ -188,9 +205,14 @@ func (rep *report) writeSeries(w io.Writer) {
 
 func (rep *report) writePhases(w io.Writer) {
 	fmt.Fprintf(w, "## Cycle phases\n\n")
-	fmt.Fprintf(w, "Each phase runs from the end of the one before (the first from the first signal). baton's \"ready\" is its own: every new worker sent READY=1; nginx has no readiness protocol, so its \"up\" is: the new processes exist. \"failed\" counts the failed requests seen during the phase, over all cycles (the load keeps a sample of up to %d failures).\n\n", load.MaxSamples)
+	fmt.Fprintf(w, "Each phase runs from the end of the one before (the first from the first signal). baton's \"ready\" is its own: every new worker sent READY=1; nginx has no readiness protocol, so its \"up\" is: the new processes exist; HAProxy's master sends READY=1 (sd_notify, -Ws) once it has forked the new worker and can take the next reload. \"failed\" counts the failed requests seen during the phase, over all cycles (the load keeps a sample of up to %d failures).\n\n", load.MaxSamples)
+	rep.writePhaseRows(w, rep.series)
+}
+
+// writePhaseRows writes the phase table of the series in list.
+func (rep *report) writePhaseRows(w io.Writer, list []*seriesResult) {
 	fmt.Fprintf(w, "| system | cycle | load | phase | p50 | p95 | max | failed |\n|---|---|---|---|--:|--:|--:|--:|\n")
-	for _, s := range rep.series {
+	for _, s := range list {
 		if len(s.cycles) == 0 {
 			continue
 		}
@@ -377,9 +399,12 @@ func (rep *report) writeErrors(w io.Writer) {
 			errs = append(errs, fmt.Sprintf("health gate %s: %v", g.name, g.err))
 		}
 	}
-	for _, s := range rep.series {
+	for _, s := range append(slices.Clone(rep.series), rep.starved...) {
 		if s.err != nil {
-			errs = append(errs, fmt.Sprintf("%s %s %s: %v", s.system, s.kind, s.mode, s.err))
+			errs = append(errs, fmt.Sprintf("%s %s %s: %v", s.label(), s.kind, s.mode, s.err))
+		}
+		if s.hog != nil && s.hog.err != nil {
+			errs = append(errs, fmt.Sprintf("%s %s %s: %v", s.label(), s.kind, s.mode, s.hog.err))
 		}
 	}
 	for _, t := range rep.tput {

@@ -49,9 +49,17 @@ var phases = map[string]map[string][]string{
 		"reload":   {"HUP → new workers up", "→ old workers gone"},
 		"rollback": {"USR2 → new master and workers up", "WINCH old → old workers gone", "HUP old → old workers up", "QUIT new → new master gone, nginx.pid restored"},
 	},
+	"haproxy":          haproxyPhases,
+	"haproxy-nospread": haproxyPhases,
 }
 
-// service is a system under test with cycles: baton or nginx.
+// hasCycle reports whether system has a cycle of this kind (HAProxy has only the reload).
+func hasCycle(system, kind string) bool {
+	_, ok := phases[system][kind]
+	return ok
+}
+
+// service is a system under test with cycles: baton, nginx or HAProxy.
 type service interface {
 	addr() string
 	mainPID() int
@@ -74,6 +82,16 @@ type seriesResult struct {
 	failedIn []int64
 	// RSS of the master in charge (baton only), KiB, after start and before stop.
 	rssStart, rssEnd int64
+	// The CPU hog the series ran beside (starvation mode), nil if none.
+	hog *hogUsage
+}
+
+// label is the system's name in the failures file: "+hog" under starvation.
+func (r *seriesResult) label() string {
+	if r.hog != nil {
+		return r.system + "+hog"
+	}
+	return r.system
 }
 
 func (d *driver) startService(system, kind string, workers, listeners int) (service, error) {
@@ -86,13 +104,19 @@ func (d *driver) startService(system, kind string, workers, listeners int) (serv
 		return d.startBaton(batonOpts{workers: workers, listeners: listeners, commit: commit})
 	case "nginx":
 		return d.startNginx(workers)
+	case "haproxy":
+		return d.startHAProxy(workers, d.drain)
+	case "haproxy-nospread":
+		return d.startHAProxy(workers, 0)
 	}
 	return nil, fmt.Errorf("no system %q", system)
 }
 
 // runSeries starts a fresh system, puts it under load, runs n cycles of kind back to back
-// (d.gap apart), stops the load and the system.
-func (d *driver) runSeries(system, kind string, mode load.Mode, n int) *seriesResult {
+// (d.gap apart), stops the load and the system. With hogs > 0 (starvation mode) a CPU hog
+// of that many busy loops runs from just after the system started until the load
+// stopped: the cycles, their drains and the new workers' readiness run under it.
+func (d *driver) runSeries(system, kind string, mode load.Mode, n, hogs int) *seriesResult {
 	r := &seriesResult{system: system, kind: kind, mode: mode, workers: d.workers, phases: phases[system][kind]}
 	svc, err := d.startService(system, kind, d.workers, 1)
 	if err != nil {
@@ -100,6 +124,16 @@ func (d *driver) runSeries(system, kind string, mode load.Mode, n int) *seriesRe
 		return r
 	}
 	defer d.stopService(svc, r)
+	if hogs > 0 {
+		h, err := d.startHog(hogs)
+		if err != nil {
+			r.err = err
+			return r
+		}
+		// Deferred after stopService, so run before it: the hog is gone before the
+		// system stops, and stopService finds nothing of it left.
+		defer func() { r.hog = h.stop() }()
+	}
 	if system == "baton" {
 		r.rssStart, _, _ = memory(svc.mainPID())
 	}
@@ -205,7 +239,7 @@ func writeFailures(w io.Writer, r *seriesResult) {
 				}
 			}
 		}
-		fmt.Fprintf(w, "%s,%s,%s,%s,%s,%t,%d,%q,%s,%q\n", f.At.UTC().Format("15:04:05.000000"), r.system, r.kind, r.mode,
+		fmt.Fprintf(w, "%s,%s,%s,%s,%s,%t,%d,%q,%s,%q\n", f.At.UTC().Format("15:04:05.000000"), r.label(), r.kind, r.mode,
 			f.Kind, f.Reused, n+1, name, since, f.Err)
 	}
 }

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,8 +31,18 @@ func (d *driver) setup(installNginx bool, work string) error {
 			return err
 		}
 	}
-	if slices.Contains(d.systems, "nginx") && d.has("cycles") {
-		if d.nginx, err = findNginx(d.nginx, installNginx); err != nil {
+	cycles := d.has("cycles") || d.has("starvation")
+	if slices.Contains(d.systems, "nginx") && cycles {
+		if d.nginxRoot != "" {
+			if d.nginxRoot, d.nginx, err = findRootNginx(d.nginxRoot); err != nil {
+				return err
+			}
+		} else if d.nginx, err = findTool(d.nginx, "nginx", "nginx-light", installNginx); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(d.systems, "haproxy") && cycles {
+		if d.haproxy, err = findTool(d.haproxy, "haproxy", "haproxy", installNginx); err != nil {
 			return err
 		}
 	}
@@ -50,21 +59,24 @@ func (d *driver) setup(installNginx bool, work string) error {
 	return nil
 }
 
-func findNginx(given string, install bool) (string, error) {
+// findTool finds an anchor's binary (given, else name in PATH or /usr/sbin), or installs
+// Debian's package pkg with apt-get when install is set.
+func findTool(given, name, pkg string, install bool) (string, error) {
 	if given != "" {
 		return filepath.Abs(given)
 	}
-	if p, err := exec.LookPath("nginx"); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return filepath.Abs(p)
 	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx", nil
+	sbin := filepath.Join("/usr/sbin", name)
+	if _, err := os.Stat(sbin); err == nil {
+		return sbin, nil
 	}
 	if !install {
-		return "", errors.New("nginx not found; install Debian's nginx-light, or pass -systems baton")
+		return "", fmt.Errorf("%s not found; install Debian's %s, or leave %s out of -systems", name, pkg, name)
 	}
-	fmt.Fprintln(os.Stderr, "driver: nginx missing: apt-get install -y nginx-light")
-	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", "nginx-light"}} {
+	fmt.Fprintf(os.Stderr, "driver: %s missing: apt-get install -y %s\n", name, pkg)
+	for _, args := range [][]string{{"update", "-qq"}, {"install", "-y", "-qq", pkg}} {
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -72,7 +84,7 @@ func findNginx(given string, install bool) (string, error) {
 			return "", fmt.Errorf("apt-get %s: %w", strings.Join(args, " "), err)
 		}
 	}
-	return "/usr/sbin/nginx", nil
+	return sbin, nil
 }
 
 func splitList(s string) []string {

@@ -45,7 +45,12 @@ func yes(ok bool) string {
 func (rep *report) targets() []verdict {
 	var vs []verdict
 	if len(rep.series) > 0 {
-		vs = append(vs, rep.zeroFailures(), rep.nginxLoss())
+		vs = append(vs, rep.zeroFailures())
+		for _, anchor := range []string{"nginx", "haproxy", "haproxy-nospread"} {
+			if v, ok := rep.anchorLoss(anchor); ok {
+				vs = append(vs, v)
+			}
+		}
 		vs = append(vs, rep.upgradeVsNginx()...)
 	}
 	if v, ok := rep.systemdLoss(); ok {
@@ -105,11 +110,12 @@ func (rep *report) zeroFailures() verdict {
 	return verdict{"0 failed requests (baton), both modes, ≥ 100 cycles of each kind", fmt.Sprintf("%d failed; %s", failed, strings.Join(parts, "; ")), met}
 }
 
-// nginxLoss is context for the first target: what nginx lost in the same run.
-func (rep *report) nginxLoss() verdict {
+// anchorLoss is context for the first target: what an anchor (nginx, haproxy) lost in the
+// same run; false if it did not run.
+func (rep *report) anchorLoss(system string) (verdict, bool) {
 	var parts []string
 	for _, s := range rep.series {
-		if s.system == "nginx" && s.load != nil {
+		if s.system == system && s.load != nil {
 			rate := "none"
 			if f := s.failed(); f > 0 && len(s.cycles) > 0 {
 				rate = fmt.Sprintf("1 in %.0f, %.1f per cycle", float64(s.load.Requests)/float64(f), float64(f)/float64(len(s.cycles)))
@@ -117,7 +123,7 @@ func (rep *report) nginxLoss() verdict {
 			parts = append(parts, fmt.Sprintf("%s/%s: %d of %d (%s)", s.kind, s.mode, s.failed(), s.load.Requests, rate))
 		}
 	}
-	return verdict{"(context) nginx, same run, same load", strings.Join(parts, "; "), "—"}
+	return verdict{fmt.Sprintf("(context) %s, same run, same load", system), strings.Join(parts, "; "), "—"}, len(parts) > 0
 }
 
 func (rep *report) upgradeVsNginx() []verdict {
