@@ -12,7 +12,7 @@
 //     stopped at the canary: baton rolls the canary back itself (same master, generation
 //     and version, v2 back on disk), hosts 2-4 are not touched, the play fails with the
 //     canary's reason, 0 failed requests.
-//   - host3: a release bad on host 3 only (host_vars: a worker that exits at start), serial
+//   - host3: a release bad on host 3 only (host_vars: workers that exit during the soak), serial
 //     1: hosts 1-2 upgraded to v3, host 3 rolled back, host 4 untouched, the play fails
 //     naming host 3, 0 failed requests.
 //   - rollback: rollback.yml returns hosts 1-2 to v2; hosts 3-4 are not changed; 0 failed
