@@ -137,6 +137,23 @@ for p in $BATON_WORKER_PIDS; do [ -d /proc/$p ] || { echo "worker $p gone"; exit
 			} else {
 				master = now
 			}
+
+			// Reloads all at once with stop_spread: a pool's own config paces its retire, so
+			// the second reload's old workers (started with stop_spread) stop one at a time,
+			// and systemctl reload still returns once the new ones are ready.
+			c.Extra, c.Worker = "", `stop_spread = "1s"`
+			in.writeConfig(c)
+			var c6 string
+			for i := range 2 {
+				c6 = cursor(t)
+				if _, errOut, rc := runRC(t, "systemctl", "reload", in.Name); rc != 0 {
+					t.Fatalf("systemctl reload %d with stop_spread: exit %d: %s", i+1, rc, errOut)
+				}
+			}
+			waitJournal(t, 15*time.Second, in.Name, c6, "the old workers' stops paced", func(es []entry) bool {
+				return slices.ContainsFunc(withMsg(es, "workers stop one at a time"), func(e entry) bool { return e.Attr("workers") == "3" })
+			})
+			c.Worker = ""
 			c.Workers = 2
 
 			// An upgrade whose new master's check fails: rolled back, `--wait` says why.
