@@ -66,9 +66,12 @@ demo: build
 	@echo
 	cd $(BIN) && PATH="$(BIN):$$PATH" ./baton run --pidfile baton.pid --listen http=$(DEMO_ADDR)
 
-# The benchmark, baton beside nginx, standalone and under systemd (BENCHMARKS.md). About
-# 8½ min on 2 cores; installs Debian's nginx-light with apt-get if nginx is missing; the
-# systemd section needs root (without it the report says it was skipped).
+# The benchmark, baton beside nginx and HAProxy, standalone and under systemd, then the
+# same cycles beside a CPU hog, the health gate and the memory of a reload and an upgrade
+# (BENCHMARKS.md). 8½ min on 2 cores before HAProxy, the hog, the gate and the memory rows
+# came in (2026-12-06; the whole run is not timed yet); installs Debian's nginx-light and
+# haproxy with apt-get if missing; the systemd section needs root (without it the report
+# says it was skipped).
 bench: build
 	$(GO) run ./bench/cmd/driver -out bin/BENCHMARKS-run.md -failures bin/bench-failures.csv
 
