@@ -62,6 +62,21 @@ def app(environ, start_response):
     return [body]
 `
 
+// pythonHandler is the python3 servers' request handler: it answers with the worker's pid,
+// generation, slot and TAG, as the reference worker does.
+const pythonHandler = `class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("pid=%d generation=%s worker=%s tag=%s\n" % (os.getpid(),
+            os.environ["BATON_GENERATION"], os.environ["BATON_WORKER"], os.environ["TAG"])).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+`
+
 var thirdParties = []thirdParty{
 	{
 		// Socket activation natively: baton execs gunicorn, so LISTEN_PID is gunicorn's
@@ -102,18 +117,7 @@ var thirdParties = []thirdParty{
 		name: "http.server", need: python3,
 		files: map[string]string{"server.py": `import http.server, os, signal, socket, threading
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("pid=%d generation=%s worker=%s tag=%s\n" % (os.getpid(),
-            os.environ["BATON_GENERATION"], os.environ["BATON_WORKER"], os.environ["TAG"])).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
+` + pythonHandler + `
 srv = http.server.HTTPServer(None, Handler, bind_and_activate=False)
 srv.socket.close()
 srv.socket = socket.socket(fileno=3)
@@ -354,18 +358,7 @@ var watchdogParties = []thirdParty{
 		name: "python3", need: python3,
 		files: map[string]string{"server.py": `import http.server, os, signal, socket, sys, threading, time
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("pid=%d generation=%s worker=%s tag=%s\n" % (os.getpid(),
-            os.environ["BATON_GENERATION"], os.environ["BATON_WORKER"], os.environ["TAG"])).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
+` + pythonHandler + `
 def notify(msg):
     addr = os.environ["NOTIFY_SOCKET"]
     if addr.startswith("@"):

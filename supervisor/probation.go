@@ -62,7 +62,6 @@ type checkRun struct {
 	argv    []string
 	env     []string
 	dir     string
-	cfg     config.Worker // the pool's: user, group, environment
 	pool    *pool
 	timeout time.Duration
 }
@@ -236,7 +235,7 @@ func (m *Master) onWorkerErrno(w *worker, v string) {
 	m.rate.workerErrno.log(m, "worker reported an error: "+reason, "worker", w.slot, "worker_pid", w.pid)
 }
 
-// probationStep describes a trial for baton status.
+// describe says how a trial goes, for baton status.
 func (pr *probation) describe() string {
 	var parts []string
 	if pr.soak != nil {

@@ -250,7 +250,7 @@ func (m *Master) onRollBackTimeout(t *timer) {
 	m.failReload(r.roll.reason)
 }
 
-// rollingStep describes a rolling reload for baton status.
+// describe says how a rolling reload goes, for baton status.
 func (ro *rolling) describe(p *pool) string {
 	switch {
 	case ro.back:
